@@ -1,0 +1,39 @@
+# The two commands a fresh machine needs: `make demo` and `make test`.
+SHELL  := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.phitune-installed
+export DS_BUILD_OPS := 0
+export TOKENIZERS_PARALLELISM := false
+export HF_HUB_OFFLINE := 1
+export MLFLOW_ENABLE_TELEMETRY := false
+export DO_NOT_TRACK := 1
+
+.PHONY: install demo test test-fast bench lint clean
+
+install: $(STAMP)
+
+# torch first, exactly pinned: the CPU wheel on local disk, so nothing can pull a CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade "pip>=25" 2>&1 | { grep -v "is ignored" || true; }
+	$(BIN)/python -m pip install -q torch==2.13.0 2>&1 | { grep -v "is ignored" || true; }
+	$(BIN)/python -m pip install -q -e ".[all]" 2>&1 | { grep -v "is ignored" || true; }
+	$(BIN)/python -c "import phitune, torch, transformers, peft" && touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/phitune train examples/recipes/tiny-lora.yaml --output runs/demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/train_throughput.py
+
+clean:
+	rm -rf runs mlruns mlruns.db .pytest_cache

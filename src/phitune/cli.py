@@ -1,0 +1,53 @@
+"""The `phitune` command line: parse arguments, call the library, turn typed errors into messages.
+
+Each subcommand lives in `phitune/commands/<name>.py` with `register(subparsers)`; those modules
+import nothing heavy at import time, so `phitune --help` never imports torch or azure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from phitune import __version__
+from phitune.errors import PhituneError
+
+# Order here is the order in `phitune --help`. A new command: add its module name.
+COMMAND_MODULES = [
+    "validate",
+    "recipe_cmd",
+    "tiny_model",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="phitune",
+        description="Fine-tune Phi-family and other causal LMs from one recipe: locally, on Azure ML, or serverless.",
+    )
+    parser.add_argument("--version", action="version", version=f"phitune {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"phitune.commands.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args) or 0)
+    except PhituneError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Data: readers, per-task checks, templating and label masking, batching."""

@@ -1,0 +1,84 @@
+"""Load the base model and tokenizer named by `model:`: built-in, local folder, or hub id.
+
+Weights load from safetensors only; `trust_remote_code` is whatever the recipe says (off by default).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from phitune.errors import ModelError, Problem
+
+if TYPE_CHECKING:
+    from phitune.recipe.sections import ModelSpec
+
+DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
+
+
+def resolve_model_path(spec: "ModelSpec") -> str:
+    """A local folder for built-in and local models; the hub id unchanged otherwise."""
+    if spec.is_builtin:
+        from phitune.models.tiny import builtin_model_path
+
+        return str(builtin_model_path(spec.name))
+    if spec.name.startswith("azureml:"):
+        raise ModelError(
+            "an Azure ML registry model cannot be loaded locally",
+            [Problem("model.name", f"{spec.name} lives in an Azure ML registry",
+                     "use it with `--target maas` or `--target maap`, or point model.name at a local folder")],
+        )
+    path = Path(spec.name).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ModelError("model path is not a folder", [Problem("model.name", f"{path} is a file, not a model folder")])
+    return str(path.resolve()) if path.is_dir() else spec.name
+
+
+def load_tokenizer(spec: "ModelSpec"):
+    from transformers import AutoTokenizer
+
+    source = resolve_model_path(spec)
+    try:
+        tok = AutoTokenizer.from_pretrained(source, revision=spec.revision, trust_remote_code=spec.trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot load tokenizer from {source}", [Problem("model.name", _first_line(exc), _hint(source))]) from None
+    if tok.pad_token_id is None:
+        # Causal LMs often ship without a pad token; padding positions are masked out of the loss anyway.
+        tok.pad_token = tok.eos_token
+    if not tok.chat_template:
+        raise ModelError(
+            f"tokenizer at {source} has no chat template",
+            [Problem("model.name", "chat tasks need tokenizer.chat_template", "use an instruct model, or task.type: completion")],
+        )
+    return tok
+
+
+def load_base_model(spec: "ModelSpec", **kwargs):
+    """A causal LM in the recipe's dtype. Extra kwargs go to `from_pretrained` (e.g. quantization)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    source = resolve_model_path(spec)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            source,
+            revision=spec.revision,
+            trust_remote_code=spec.trust_remote_code,
+            dtype=getattr(torch, DTYPES[spec.dtype]),
+            use_safetensors=True,
+            **kwargs,
+        )
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot load model from {source}", [Problem("model.name", _first_line(exc), _hint(source))]) from None
+    return model
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _hint(source: str) -> str:
+    if Path(source).is_dir():
+        return "the folder must hold config.json, *.safetensors and tokenizer files (save_pretrained output)"
+    return "a hub id needs network access; offline, use builtin:tiny-phi3 or a local folder"

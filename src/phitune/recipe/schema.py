@@ -1,0 +1,55 @@
+"""The `Recipe`: the one validated object that crosses every process and cloud boundary."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from pydantic import Field
+
+from phitune.recipe.base import Section
+from phitune.recipe.method import LoraMethod, MethodSpec
+from phitune.recipe.sections import DataSpec, EvalSpec, ModelSpec, OutputSpec, TrackingSpec, TrainSpec
+from phitune.recipe.target import LocalTarget, TargetSpec
+from phitune.recipe.task import ChatTask, TaskSpec
+
+
+class Recipe(Section):
+    name: str = Field("phitune-run", min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    description: str | None = None
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    task: TaskSpec = Field(default_factory=ChatTask)
+    data: DataSpec
+    method: MethodSpec = Field(default_factory=LoraMethod)
+    train: TrainSpec = Field(default_factory=TrainSpec)
+    eval: EvalSpec = Field(default_factory=EvalSpec)
+    tracking: TrackingSpec = Field(default_factory=TrackingSpec)
+    output: OutputSpec = Field(default_factory=OutputSpec)
+    target: TargetSpec = Field(default_factory=LocalTarget)
+
+    def to_dict(self) -> dict:
+        return self.model_dump(mode="json")
+
+    def content_hash(self) -> str:
+        """sha256 of the canonical JSON: the same hash means the same run configuration."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def resolved_json(self) -> str:
+        """The resolved recipe as written to `resolved_recipe.json` (defaults filled in, plus hash)."""
+        body = {"phitune_recipe_version": 1, "content_hash": self.content_hash(), "recipe": self.to_dict()}
+        return json.dumps(body, indent=2, sort_keys=False) + "\n"
+
+    def flat_params(self) -> dict[str, str]:
+        """`a.b.c -> value` for tracking (MLflow params)."""
+        out: dict[str, str] = {}
+
+        def walk(prefix: str, value) -> None:
+            if isinstance(value, dict):
+                for k, v in value.items():
+                    walk(f"{prefix}.{k}" if prefix else k, v)
+            else:
+                out[prefix] = json.dumps(value) if isinstance(value, (list, type(None), bool)) else str(value)
+
+        walk("", self.to_dict())
+        return out

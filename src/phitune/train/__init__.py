@@ -1,0 +1,1 @@
+"""The training core: never imports azure."""

@@ -1,0 +1,50 @@
+"""Shared fixtures. Every test runs offline, with phitune's cache and MLflow store in a temp dir."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _offline_env(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("phitune-cache")
+    os.environ["PHITUNE_CACHE"] = str(cache)
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    os.environ["MLFLOW_ENABLE_TELEMETRY"] = "false"
+    os.environ["DO_NOT_TRACK"] = "1"
+    os.environ["AZURE_ML_DISABLE_ON_DISK_CACHE"] = "true"
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    yield
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """The built-in tiny Phi-3 (hidden 64, 2 layers), built once per test session."""
+    from phitune.models.tiny import builtin_model_path
+
+    return builtin_model_path("builtin:tiny-phi3")
+
+
+@pytest.fixture
+def mlflow_uri(tmp_path, monkeypatch) -> str:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run the real `phitune` entry point in a subprocess (what a user runs)."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "phitune.cli", *args],
+        cwd=cwd or REPO, env=full_env, capture_output=True, text=True, timeout=timeout,
+    )
