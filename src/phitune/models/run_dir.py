@@ -1,0 +1,72 @@
+"""The layout of a finished run folder, and loading a run (or any model folder) for inference.
+
+RUN_DIR/
+  resolved_recipe.json   the exact recipe that ran (written first)
+  tokenizer/             tokenizer with its chat template
+  adapter/               adapter methods: PeftModel.save_pretrained (loads with peft.PeftModel.from_pretrained)
+  model/                 full fine-tuning: the whole model (safetensors) + tokenizer
+  merged/                output.merge with an adapter method: base + adapter folded together, + tokenizer
+  metrics.json           written last: its presence means the run completed
+  loss.png, eval.json, checkpoints/step-N/
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from phitune.errors import ModelError, Problem
+
+RESOLVED = "resolved_recipe.json"
+TOKENIZER = "tokenizer"
+ADAPTER = "adapter"
+FULL_MODEL = "model"
+MERGED = "merged"
+METRICS = "metrics.json"
+CHECKPOINTS = "checkpoints"
+
+
+def is_run_dir(path: str | Path) -> bool:
+    return (Path(path) / RESOLVED).is_file()
+
+
+def run_recipe(path: str | Path):
+    from phitune.recipe.load import load_recipe
+
+    return load_recipe(Path(path) / RESOLVED)
+
+
+def load_for_inference(path: str | Path, prefer_merged: bool = True):
+    """(model, tokenizer) in eval mode from a run folder or a plain Hugging Face model folder.
+
+    A run folder gives merged/ (if present and preferred), else model/, else base + adapter/.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(path)
+    if not path.exists():
+        raise ModelError(f"no such run or model folder: {path}", [Problem(str(path), "does not exist")])
+    if not is_run_dir(path):
+        if not (path / "config.json").is_file():
+            raise ModelError(
+                f"{path} is neither a phitune run nor a model folder",
+                [Problem(str(path), f"no {RESOLVED} and no config.json", "pass a run folder written by `phitune train`")],
+            )
+        model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True)
+        return model.eval(), AutoTokenizer.from_pretrained(path)
+    tokenizer = AutoTokenizer.from_pretrained(path / TOKENIZER)
+    for folder in ([MERGED] if prefer_merged else []) + [FULL_MODEL]:
+        if (path / folder / "config.json").is_file():
+            model = AutoModelForCausalLM.from_pretrained(path / folder, use_safetensors=True)
+            return model.eval(), tokenizer
+    if (path / ADAPTER / "adapter_config.json").is_file():
+        from peft import PeftModel
+
+        from phitune.models.loader import load_base_model
+
+        base = load_base_model(run_recipe(path).model)
+        model = PeftModel.from_pretrained(base, path / ADAPTER)
+        return model.eval(), tokenizer
+    raise ModelError(
+        f"run {path} has no model to load",
+        [Problem(str(path), f"no {MERGED}/, {FULL_MODEL}/ or {ADAPTER}/ folder", "the run may not have finished; try --resume")],
+    )
