@@ -17,7 +17,10 @@ from phitune.errors import PhituneError
 COMMAND_MODULES = [
     "validate",
     "recipe_cmd",
+    "data_cmd",
     "tiny_model",
+    "export_cmd",
+    "serve",
 ]
 
 

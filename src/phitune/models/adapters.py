@@ -1,44 +1,52 @@
-"""`method:` -> a trainable model. LoRA and DoRA wrap the base with PEFT; full trains every weight."""
+"""`method:` -> a trainable model. Adapter methods wrap the base with PEFT; full trains every weight.
+
+One small builder per method family turns the recipe's method into a peft config; `apply_method`
+wraps the model. QLoRA's quantized base is loaded by `phitune.models.quantize` (through
+`phitune.models.build`): here it is LoRA/DoRA on whatever base it gets, after checking the base is
+quantized.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from phitune.errors import Problem, RecipeError
+from phitune.errors import ModelError, Problem, RecipeError
 
 if TYPE_CHECKING:
     from phitune.recipe.method import MethodSpec
 
 
-def peft_config(method: "MethodSpec"):
-    """The PEFT config for an adapter method, or None for full fine-tuning."""
-    from peft import LoraConfig, TaskType
+def peft_config(method: "MethodSpec", tokenizer_path: str | None = None):
+    """The PEFT config for an adapter method, or None for full fine-tuning.
 
-    if method.type in ("lora", "dora"):
-        return LoraConfig(
-            task_type=TaskType.CAUSAL_LM,
-            r=method.r,
-            lora_alpha=method.alpha,
-            lora_dropout=method.dropout,
-            target_modules=list(method.target_modules),
-            bias=method.bias,
-            use_dora=method.type == "dora",
-        )
-    if method.type == "full":
-        return None
-    raise RecipeError("unsupported method", [Problem("method.type", f"no adapter builder for {method.type!r}")])
+    tokenizer_path: where prompt tuning's `init: text` reads the tokenizer from (the base model folder).
+    """
+    builder = _BUILDERS.get(method.type)
+    if builder is None:
+        if method.type == "full":
+            return None
+        raise RecipeError("unsupported method", [Problem("method.type", f"no adapter builder for {method.type!r}")])
+    return builder(method, tokenizer_path)
 
 
 def apply_method(model, method: "MethodSpec"):
     """Wrap `model` for training with `method`; returns the model whose trainable params the optimizer gets."""
-    config = peft_config(method)
+    if method.type == "qlora" and not is_quantized(model):
+        raise ModelError("method qlora needs a quantized base model", [Problem(
+            "method.type", "the model was loaded in full precision, so this would be plain LoRA",
+            "load it with phitune.models.build.load_trainable_model(recipe), which quantizes it")])
+    config = peft_config(method, tokenizer_path=getattr(model, "name_or_path", None) or None)
     if config is None:
         for p in model.parameters():
             p.requires_grad_(True)
         return model
+    _check_targets(model, _module_names(getattr(config, "target_modules", None)))
+    if method.type == "prompt_tuning":
+        from phitune.models.prompt_learning import PromptTuningCausalLM
+
+        return PromptTuningCausalLM(model, config)
     from peft import get_peft_model
 
-    _check_targets(model, list(getattr(config, "target_modules", None) or []))
     return get_peft_model(model, config)
 
 
@@ -48,13 +56,85 @@ def is_adapter_model(model) -> bool:
     return isinstance(model, PeftModel)
 
 
+def is_quantized(model) -> bool:
+    """Loaded through bitsandbytes (4-bit or 8-bit)."""
+    return bool(getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False))
+
+
+# --- one builder per method family ----------------------------------------------------------------
+
+
+def _lora(method, _tokenizer_path):
+    from peft import LoraConfig, TaskType
+
+    dora = method.type == "dora" or (method.type == "qlora" and method.adapter == "dora")
+    return LoraConfig(task_type=TaskType.CAUSAL_LM, r=method.r, lora_alpha=method.alpha, lora_dropout=method.dropout,
+                      target_modules=list(method.target_modules), bias=method.bias, use_dora=dora)
+
+
+def _ia3(method, _tokenizer_path):
+    from peft import IA3Config, TaskType
+
+    return IA3Config(task_type=TaskType.CAUSAL_LM, target_modules=list(method.target_modules),
+                     feedforward_modules=list(method.feedforward_modules))
+
+
+def _prompt_tuning(method, tokenizer_path):
+    from peft import PromptTuningConfig, PromptTuningInit, TaskType
+
+    if method.init == "text":
+        if not tokenizer_path:
+            raise ModelError("prompt tuning init: text needs the base model's tokenizer",
+                             [Problem("method.init", "the model has no name_or_path to load the tokenizer from",
+                                      "use method.init: random, or load the base from a folder")])
+        return PromptTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=method.num_virtual_tokens,
+                                  prompt_tuning_init=PromptTuningInit.TEXT, prompt_tuning_init_text=method.init_text,
+                                  tokenizer_name_or_path=tokenizer_path)
+    return PromptTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=method.num_virtual_tokens,
+                              prompt_tuning_init=PromptTuningInit.RANDOM)
+
+
+def _prefix_tuning(method, _tokenizer_path):
+    from peft import PrefixTuningConfig, TaskType
+
+    extra = {"encoder_hidden_size": method.projection_hidden} if method.projection_hidden else {}
+    return PrefixTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=method.num_virtual_tokens,
+                              prefix_projection=method.projection, **extra)
+
+
+def _loha(method, _tokenizer_path):
+    from peft import LoHaConfig, TaskType
+
+    return LoHaConfig(task_type=TaskType.CAUSAL_LM, r=method.r, alpha=method.alpha, rank_dropout=method.rank_dropout,
+                      module_dropout=method.module_dropout, target_modules=list(method.target_modules))
+
+
+def _lokr(method, _tokenizer_path):
+    from peft import LoKrConfig, TaskType
+
+    return LoKrConfig(task_type=TaskType.CAUSAL_LM, r=method.r, alpha=method.alpha, rank_dropout=method.rank_dropout,
+                      module_dropout=method.module_dropout, target_modules=list(method.target_modules),
+                      decompose_both=method.decompose_both, decompose_factor=method.decompose_factor)
+
+
+_BUILDERS = {"lora": _lora, "dora": _lora, "qlora": _lora, "ia3": _ia3, "prompt_tuning": _prompt_tuning,
+             "prefix_tuning": _prefix_tuning, "loha": _loha, "lokr": _lokr}
+
+
+def _module_names(targets) -> list[str]:
+    if not targets or isinstance(targets, str):  # a str is a regex (never produced from a recipe)
+        return []
+    return list(targets)
+
+
 def _check_targets(model, targets: list[str]) -> None:
     if not targets:
         return
     names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
     missing = [t for t in targets if t not in names]
     if missing:
-        linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if type(m).__name__ == "Linear"})
+        linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules()
+                         if type(m).__name__ in ("Linear", "Linear4bit", "Linear8bitLt")})
         raise RecipeError(
             "method.target_modules names modules the model does not have",
             [Problem("method.target_modules", f"no module named {', '.join(missing)} in this model",

@@ -1,6 +1,7 @@
-"""One call from recipe to trainable model: load the base (quantized when the method asks for it)
-and wrap it with the recipe's method. The training loop, compare and estimate all go through here,
-so a new method only touches `phitune.models`.
+"""One call from recipe to trainable model: load the base (quantized when the method asks for it),
+prepare it for training (gradient checkpointing, k-bit preparation, no KV cache) and wrap it with
+the recipe's method. The training loop, compare and estimate all go through here, so a new method
+only touches `phitune.models`.
 """
 
 from __future__ import annotations
@@ -10,18 +11,54 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from phitune.recipe.schema import Recipe
 
+# Non-reentrant checkpointing needs no `enable_input_require_grads` hack and works with frozen inputs.
+CHECKPOINTING_KWARGS = {"use_reentrant": False}
+
 
 def load_trainable_model(recipe: "Recipe"):
     """The base model named by `recipe.model`, adapted by `recipe.method`, in train mode."""
     from phitune.models.adapters import apply_method
-    from phitune.models.loader import load_base_model
 
-    model = load_base_model(recipe.model, **base_model_kwargs(recipe))
+    model = load_base_for_method(recipe)
+    model = prepare_for_training(model, recipe)
     model = apply_method(model, recipe.method)
     model.train()
     return model
 
 
+def load_base_for_method(recipe: "Recipe"):
+    """The frozen base as the method needs it: quantized (streamed from safetensors) for QLoRA."""
+    if recipe.method.type == "qlora":
+        from phitune.models.quantize import load_quantized_model
+
+        return load_quantized_model(recipe.model, **base_model_kwargs(recipe))
+    from phitune.models.loader import load_base_model
+
+    return load_base_model(recipe.model, **base_model_kwargs(recipe))
+
+
 def base_model_kwargs(recipe: "Recipe") -> dict:
-    """Extra `from_pretrained` kwargs the method needs (e.g. a quantization config for QLoRA)."""
+    """Extra `from_pretrained` kwargs the method needs (the bitsandbytes config for QLoRA)."""
+    if recipe.method.type == "qlora":
+        from phitune.models.quantize import quantization_config
+
+        return {"quantization_config": quantization_config(recipe.method, recipe.model.dtype)}
     return {}
+
+
+def prepare_for_training(model, recipe: "Recipe"):
+    """Gradient checkpointing as `train.gradient_checkpointing` says; k-bit preparation for a quantized
+    base (frozen, norms and embeddings in fp32); no KV cache (training never reuses it)."""
+    from phitune.models.adapters import is_quantized
+
+    checkpointing = recipe.train.gradient_checkpointing
+    if is_quantized(model):
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=checkpointing,
+                                                gradient_checkpointing_kwargs=CHECKPOINTING_KWARGS)
+    elif checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=CHECKPOINTING_KWARGS)
+        model.enable_input_require_grads()
+    model.config.use_cache = False
+    return model

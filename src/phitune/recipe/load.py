@@ -20,7 +20,8 @@ from phitune.recipe.schema import Recipe
 
 # Fields holding local file paths: relative values are resolved against the recipe's folder
 # (values from `--set` against the current directory), so a resolved recipe runs from anywhere.
-PATH_FIELDS: tuple[tuple[str, ...], ...] = (("data", "train"), ("data", "validation"))
+PATH_FIELDS: tuple[tuple[str, ...], ...] = (("data", "train"), ("data", "validation"),
+                                           ("train", "deepspeed", "config"))
 URI_PREFIXES = ("azureml:", "https://", "http://", "abfss://", "wasbs://", "hf://")
 
 
@@ -224,7 +225,7 @@ def _to_problem(err: dict, raw: dict, origin: str, lines: dict, overridden: dict
         message = f"unknown {section} type {got!r}" if got else "missing `type`"
         close = difflib.get_close_matches(str(got), tags, n=1) if got else []
         fix = (f"did you mean '{close[0]}'? " if close else "") + f"type must be one of: {', '.join(tags)}"
-    elif "input" in err and kind not in ("model_type", "dict_type"):
+    elif "input" in err and kind not in ("model_type", "dict_type") and not isinstance(err["input"], dict):
         message = f"{message} (got {err['input']!r})"
     return Problem(f"{dotted}{where}", message, fix)
 

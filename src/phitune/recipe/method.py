@@ -2,38 +2,48 @@
 ask for an invalid mix (there is no `use_peft` / `use_dora` / `load_in_4bit` boolean to combine).
 
 Add a method by adding a class here and to `MethodSpec`; `phitune.models.adapters` turns it into a
-PEFT config.
+PEFT config. Rules that involve other sections (packing, merge, ZeRO stage) are in
+`method_conflicts`, called by the `Recipe` validator.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from phitune.recipe.base import Section
 
+if TYPE_CHECKING:
+    from phitune.recipe.schema import Recipe
+
 # Phi-3 fuses q/k/v and gate/up into single projections.
 PHI3_LORA_TARGETS = ("qkv_proj", "o_proj", "gate_up_proj", "down_proj")
+PHI3_FEEDFORWARD = ("down_proj",)
+DType = Literal["float32", "bfloat16", "float16"]
+
+
+def _targets_field(description: str = "Module name suffixes to adapt; default is the Phi-3 preset."):
+    return Field(default_factory=lambda: list(PHI3_LORA_TARGETS), min_length=1, description=description)
+
+
+def _no_empty(value: list[str]) -> list[str]:
+    if any(not name.strip() for name in value):
+        raise ValueError("target_modules contains an empty name")
+    return value
 
 
 class _LowRank(Section):
     r: int = Field(8, ge=1, le=1024, description="Rank of the low-rank update.")
     alpha: float = Field(16.0, gt=0, description="Scaling numerator: the update is scaled by alpha / r.")
     dropout: float = Field(0.05, ge=0.0, lt=1.0, description="Dropout on the adapter input.")
-    target_modules: list[str] = Field(
-        default_factory=lambda: list(PHI3_LORA_TARGETS),
-        min_length=1,
-        description="Module name suffixes to adapt; default is the Phi-3 preset.",
-    )
+    target_modules: list[str] = _targets_field()
     bias: Literal["none", "all", "lora_only"] = "none"
 
     @field_validator("target_modules")
     @classmethod
     def _no_empty_names(cls, value: list[str]) -> list[str]:
-        if any(not name.strip() for name in value):
-            raise ValueError("target_modules contains an empty name")
-        return value
+        return _no_empty(value)
 
 
 class LoraMethod(_LowRank):
@@ -54,4 +64,151 @@ class FullMethod(Section):
     type: Literal["full"] = "full"
 
 
-MethodSpec = Annotated[Union[LoraMethod, DoraMethod, FullMethod], Field(discriminator="type")]
+class QloraMethod(_LowRank):
+    """QLoRA: the frozen base is loaded quantized by bitsandbytes (4-bit nf4/fp4 or 8-bit), prepared
+    with peft's `prepare_model_for_kbit_training`, and a LoRA (or DoRA) adapter trains on top."""
+
+    type: Literal["qlora"] = "qlora"
+    bits: Literal[4, 8] = Field(4, description="4 (nf4/fp4 blocks of 64) or 8 (LLM.int8).")
+    quant_type: Literal["nf4", "fp4"] | None = Field(None, description="4-bit data type (default nf4). Only with bits: 4.")
+    double_quant: bool | None = Field(
+        None, description="Quantize the 4-bit block scales too (~0.37 bits/param saved; default true). Only with bits: 4."
+    )
+    compute_dtype: DType | None = Field(
+        None, description="dtype the dequantized weights are multiplied in; default: model.dtype."
+    )
+    adapter: Literal["lora", "dora"] = Field("lora", description="The adapter trained on the quantized base.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _four_bit_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if data.get("bits", 4) == 4:
+            data.setdefault("quant_type", "nf4")
+            data.setdefault("double_quant", True)
+            return data
+        given = [k for k in ("quant_type", "double_quant") if data.get(k) is not None]
+        if given:
+            names = " and ".join(f"method.{k}" for k in given)
+            raise ValueError(f"{names} only apply to 4-bit quantization, but method.bits is {data.get('bits')}: "
+                             f"remove {names}, or set method.bits: 4")
+        return data
+
+
+class Ia3Method(Section):
+    """(IA)³: learn a scaling vector per target module (keys, values and feed-forward inputs)."""
+
+    type: Literal["ia3"] = "ia3"
+    target_modules: list[str] = _targets_field("Modules whose activations are rescaled.")
+    feedforward_modules: list[str] = Field(
+        default_factory=lambda: list(PHI3_FEEDFORWARD),
+        description="Target modules treated as feed-forward (their input is scaled, not their output).",
+    )
+
+    @field_validator("target_modules", "feedforward_modules")
+    @classmethod
+    def _no_empty_names(cls, value: list[str]) -> list[str]:
+        return _no_empty(value)
+
+    @model_validator(mode="after")
+    def _feedforward_subset(self) -> "Ia3Method":
+        extra = [m for m in self.feedforward_modules if m not in self.target_modules]
+        if extra:
+            raise ValueError(f"method.feedforward_modules must be a subset of method.target_modules: "
+                             f"{', '.join(extra)} is not a target module")
+        return self
+
+
+class _PromptLearning(Section):
+    num_virtual_tokens: int = Field(20, ge=1, le=4096, description="Trainable virtual tokens.")
+
+
+class PromptTuningMethod(_PromptLearning):
+    """Prompt tuning: learn `num_virtual_tokens` input embeddings prepended to every sequence."""
+
+    type: Literal["prompt_tuning"] = "prompt_tuning"
+    init: Literal["random", "text"] = Field("random", description="Start from random embeddings or from init_text.")
+    init_text: str | None = Field(None, min_length=1, description="Text whose token embeddings start the prompt (init: text).")
+
+    @model_validator(mode="after")
+    def _text_init(self) -> "PromptTuningMethod":
+        if self.init == "text" and self.init_text is None:
+            raise ValueError("method.init: text needs method.init_text (the text to start from)")
+        if self.init != "text" and self.init_text is not None:
+            raise ValueError("method.init_text is only used with method.init: text (got init: random)")
+        return self
+
+
+class PrefixTuningMethod(_PromptLearning):
+    """Prefix tuning: learn `num_virtual_tokens` keys and values prepended in every attention layer."""
+
+    type: Literal["prefix_tuning"] = "prefix_tuning"
+    projection: bool = Field(False, description="Reparameterise the prefix through a 2-layer MLP.")
+    projection_hidden: int | None = Field(None, ge=1, description="Hidden size of that MLP (projection: true).")
+
+    @model_validator(mode="after")
+    def _projection_width(self) -> "PrefixTuningMethod":
+        if self.projection_hidden is not None and not self.projection:
+            raise ValueError("method.projection_hidden needs method.projection: true")
+        return self
+
+
+class _Factorised(Section):
+    r: int = Field(8, ge=1, le=1024, description="Rank of each factor.")
+    alpha: float = Field(16.0, gt=0, description="Scaling numerator (alpha / r).")
+    rank_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout on rank components during training.")
+    module_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Probability of skipping the adapter of a module.")
+    target_modules: list[str] = _targets_field()
+
+    @field_validator("target_modules")
+    @classmethod
+    def _no_empty_names(cls, value: list[str]) -> list[str]:
+        return _no_empty(value)
+
+
+class LohaMethod(_Factorised):
+    """LoHa: the update is the Hadamard product of two low-rank products (peft LoHaConfig)."""
+
+    type: Literal["loha"] = "loha"
+
+
+class LokrMethod(_Factorised):
+    """LoKr: the update is a Kronecker product of a small matrix and a low-rank one (peft LoKrConfig)."""
+
+    type: Literal["lokr"] = "lokr"
+    decompose_both: bool = Field(False, description="Also factor the left Kronecker matrix into low rank.")
+    decompose_factor: int = Field(-1, description="Kronecker factor size; -1 picks it automatically.")
+
+    @field_validator("decompose_factor")
+    @classmethod
+    def _factor(cls, value: int) -> int:
+        if value == 0 or value < -1:
+            raise ValueError("decompose_factor must be -1 (automatic) or a positive integer")
+        return value
+
+
+# lora, dora, full first: their order is what `type must be one of: ...` lists first.
+MethodSpec = Annotated[
+    Union[LoraMethod, DoraMethod, FullMethod, QloraMethod, Ia3Method, PromptTuningMethod, PrefixTuningMethod,
+          LohaMethod, LokrMethod],
+    Field(discriminator="type"),
+]
+PROMPT_LEARNING = ("prompt_tuning", "prefix_tuning")
+
+
+def method_conflicts(recipe: "Recipe") -> list[str]:
+    """Combinations of `method` with other sections that cannot work, each naming the fields."""
+    method, out = recipe.method, []
+    if method.type in PROMPT_LEARNING and recipe.train.packing:
+        out.append(f"method.type: {method.type} cannot be combined with train.packing: true (virtual tokens are "
+                   "prepended to each row, and packed examples would see each other): set train.packing: false")
+    if method.type in PROMPT_LEARNING and recipe.output.merge:
+        out.append(f"method.type: {method.type} has no weights to fold into the base, so output.merge: true "
+                   "is impossible: set output.merge: false")
+    deepspeed = getattr(recipe.train, "deepspeed", None)
+    if method.type == "qlora" and deepspeed is not None and deepspeed.stage == 3:
+        out.append("method.type: qlora cannot be combined with train.deepspeed.stage: 3 (ZeRO-3 partitions the "
+                   "bitsandbytes weights it cannot quantize): use stage 2, or method.type: lora")
+    return out

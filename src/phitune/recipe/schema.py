@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from phitune.recipe.base import Section
-from phitune.recipe.method import LoraMethod, MethodSpec
+from phitune.recipe.method import LoraMethod, MethodSpec, method_conflicts
 from phitune.recipe.sections import DataSpec, EvalSpec, ModelSpec, OutputSpec, TrackingSpec, TrainSpec
 from phitune.recipe.target import LocalTarget, TargetSpec
 from phitune.recipe.task import ChatTask, TaskSpec
@@ -26,6 +26,13 @@ class Recipe(Section):
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
     output: OutputSpec = Field(default_factory=OutputSpec)
     target: TargetSpec = Field(default_factory=LocalTarget)
+
+    @model_validator(mode="after")
+    def _method_fits_the_rest(self) -> "Recipe":
+        conflicts = method_conflicts(self)
+        if conflicts:
+            raise ValueError("; ".join(conflicts))
+        return self
 
     def to_dict(self) -> dict:
         return self.model_dump(mode="json")

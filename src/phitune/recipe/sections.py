@@ -55,6 +55,40 @@ class DataSpec(Section):
         return self
 
 
+class DeepSpeedSpec(Section):
+    """`train.deepspeed:` — DeepSpeed ZeRO across processes. Either the fields below, or `config:` (a
+    DeepSpeed JSON of your own, relative to the recipe), not both. `phitune.distributed.ds_config`
+    turns this into the DeepSpeed config; the estimator reads the same fields."""
+
+    stage: Literal[0, 1, 2, 3] | None = Field(
+        None, description="ZeRO stage: 1 shards optimizer states, 2 also gradients, 3 also parameters (default 2)."
+    )
+    offload_optimizer: bool | None = Field(None, description="Keep optimizer states (and the update) in CPU memory.")
+    offload_params: bool | None = Field(None, description="Keep parameters in CPU memory (stage 3 only).")
+    config: str | None = Field(None, min_length=1, description="Path to a DeepSpeed JSON; exclusive with the fields above.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_unless_config(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if data.get("config") is not None:
+            given = [k for k in ("stage", "offload_optimizer", "offload_params") if data.get(k) is not None]
+            if given:
+                names = ", ".join(f"train.deepspeed.{k}" for k in given)
+                raise ValueError(f"train.deepspeed.config is exclusive with {names}: put those settings in the JSON "
+                                 "file, or drop config")
+            return data
+        data.setdefault("stage", 2)
+        data.setdefault("offload_optimizer", False)
+        data.setdefault("offload_params", False)
+        if data.get("offload_params") and data.get("stage") != 3:
+            raise ValueError(f"train.deepspeed.offload_params needs train.deepspeed.stage: 3 (got stage "
+                             f"{data.get('stage')}): set stage: 3, or offload_params: false")
+        return data
+
+
 class TrainSpec(Section):
     """`train:` — the optimisation loop. Steps are optimizer steps (after gradient accumulation)."""
 
@@ -76,6 +110,7 @@ class TrainSpec(Section):
     save_every: int | None = Field(None, ge=1, description="Write a resumable checkpoint every N steps.")
     log_every: int = Field(1, ge=1, description="Log metrics every N steps.")
     gradient_checkpointing: bool = False
+    deepspeed: DeepSpeedSpec | None = Field(None, description="DeepSpeed ZeRO settings; null trains without DeepSpeed.")
 
     @model_validator(mode="after")
     def _one_warmup(self) -> "TrainSpec":

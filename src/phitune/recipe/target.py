@@ -1,6 +1,11 @@
 """`target:` — where `phitune submit` runs the recipe. A union discriminated on `type`.
 
-The Azure targets (maap, maas) and local-pipeline add their own classes here.
+- `local`           the training core in this process
+- `local-pipeline`  aml/pipelines/finetune.yml's steps as local subprocesses (what Azure runs, offline)
+- `maap`            the same pipeline on your own Azure ML compute ("model as a platform")
+- `maas`            Azure AI serverless fine-tuning ("model as a service")
+
+`phitune submit --target X` picks another type; the section here holds that type's defaults.
 """
 
 from __future__ import annotations
@@ -11,6 +16,18 @@ from pydantic import Field
 
 from phitune.recipe.base import Section
 
+# Azure resource names: letters, digits, '-', '_' (workspace and compute names are stricter still).
+_AZURE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$"
+
+
+class WorkspaceSpec(Section):
+    """An Azure ML workspace. Without it: `config.json` (`MLClient.from_config`), then the environment
+    variables AZURE_SUBSCRIPTION_ID, AZURE_RESOURCE_GROUP, AZUREML_WORKSPACE_NAME."""
+
+    subscription: str = Field(..., min_length=1, description="Azure subscription id.")
+    resource_group: str = Field(..., min_length=1, description="Resource group of the workspace.")
+    name: str = Field(..., min_length=1, pattern=_AZURE_NAME, description="Workspace name.")
+
 
 class LocalTarget(Section):
     """Run the training core in this process."""
@@ -18,4 +35,50 @@ class LocalTarget(Section):
     type: Literal["local"] = "local"
 
 
-TargetSpec = Annotated[Union[LocalTarget], Field(discriminator="type")]
+class LocalPipelineTarget(Section):
+    """Run the Azure ML pipeline's steps here, each as the exact command line of its component YAML."""
+
+    type: Literal["local-pipeline"] = "local-pipeline"
+    pipeline: str | None = Field(None, description="Pipeline YAML; default aml/pipelines/finetune.yml.")
+
+
+class _AzureTarget(Section):
+    workspace: WorkspaceSpec | None = Field(None, description="Default: config.json, then environment variables.")
+    experiment: str | None = Field(None, min_length=1, description="Experiment name; default tracking.experiment.")
+    display_name: str | None = Field(None, min_length=1, description="Job display name; default the recipe name.")
+    tags: dict[str, str] = Field(default_factory=dict, description="Tags added to the job.")
+
+
+class MaapTarget(_AzureTarget):
+    """The pipeline (validate_data -> finetune -> evaluate) on your own Azure ML compute."""
+
+    type: Literal["maap"] = "maap"
+    compute: str = Field("gpu-cluster", min_length=1, pattern=_AZURE_NAME,
+                         description="Compute cluster for every step (pipeline settings.default_compute).")
+    cpu_compute: str | None = Field(None, min_length=1, pattern=_AZURE_NAME,
+                                    description="Cheaper compute for validate_data and evaluate; default `compute`.")
+    instance_type: str | None = Field(None, min_length=1, description="VM size for the finetune step, e.g. Standard_NC24ads_A100_v4.")
+    instance_count: int = Field(1, ge=1, le=64, description="Nodes for the finetune step.")
+    processes_per_instance: int = Field(1, ge=1, le=16, description="Processes per node (one per GPU), PyTorch distribution.")
+    environment: str | None = Field(
+        None, min_length=1, description="Environment for the finetune step, e.g. azureml:phitune-train-gpu@latest; "
+                                        "default: the component's environments/train-gpu.")
+    pipeline: str | None = Field(None, description="Pipeline YAML; default aml/pipelines/finetune.yml.")
+
+
+class MaasTarget(_AzureTarget):
+    """Azure AI serverless fine-tuning (LoRA on a registry Phi model, billed per token)."""
+
+    type: Literal["maas"] = "maas"
+    model: str | None = Field(
+        None, min_length=1,
+        description="Registry model, e.g. azureml://registries/azureml/models/Phi-3-mini-4k-instruct/labels/latest "
+                    "or just Phi-3-mini-4k-instruct; default model.name.")
+    output_model_name: str | None = Field(None, min_length=1, pattern=_AZURE_NAME,
+                                          description="Name of the registered fine-tuned model; default the recipe name.")
+
+
+TargetSpec = Annotated[
+    Union[LocalTarget, LocalPipelineTarget, MaapTarget, MaasTarget], Field(discriminator="type")
+]
+TARGET_TYPES = ("local", "local-pipeline", "maap", "maas")

@@ -1,0 +1,107 @@
+"""`phitune status|logs|download|cancel JOB_ID`: follow an Azure ML job (or a local run folder)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def add_workspace_options(p) -> None:
+    g = p.add_argument_group("workspace (default: config.json, then AZURE_SUBSCRIPTION_ID / "
+                             "AZURE_RESOURCE_GROUP / AZUREML_WORKSPACE_NAME)")
+    g.add_argument("--subscription", default=None)
+    g.add_argument("--resource-group", default=None)
+    g.add_argument("--workspace", default=None, help="workspace name")
+
+
+def ml_client_from_args(args):
+    from phitune.errors import Problem, SubmitError
+    from phitune.recipe.target import WorkspaceSpec
+    from phitune.targets.workspace import make_ml_client
+
+    given = [args.subscription, args.resource_group, args.workspace]
+    if any(given) and not all(given):
+        raise SubmitError("incomplete workspace options", [Problem(
+            "--subscription/--resource-group/--workspace", "give all three, or none (to use config.json)")])
+    spec = WorkspaceSpec(subscription=given[0], resource_group=given[1], name=given[2]) if all(given) else None
+    return make_ml_client(spec)
+
+
+def register(sub) -> None:
+    for name, help_text, handler in (
+        ("status", "show the status of a submitted job (or a local run folder)", run_status),
+        ("logs", "stream a job's logs until it finishes (or print a local pipeline's step logs)", run_logs),
+        ("download", "download a job's outputs and logs", run_download),
+        ("cancel", "cancel a running Azure ML job", run_cancel),
+    ):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("job_id", metavar="JOB_ID", help="Azure ML job name (printed by `phitune submit`) or a local folder")
+        if name == "download":
+            p.add_argument("--output", default=None, metavar="DIR", help="where to download (default ./JOB_ID)")
+        add_workspace_options(p)
+        p.set_defaults(handler=handler)
+
+
+def _local(job_id: str) -> Path | None:
+    path = Path(job_id)
+    return path if path.is_dir() else None
+
+
+def _handle(args):
+    from phitune.targets.handles import AzureJobHandle
+
+    return AzureJobHandle(ml_client_from_args(args), args.job_id)
+
+
+def run_status(args) -> int:
+    local = _local(args.job_id)
+    if local is not None:
+        done = (local / "metrics.json").is_file() or any(local.glob("*/metrics.json"))
+        print(f"{'Completed' if done else 'Incomplete'}: {local}")
+        return 0
+    handle = _handle(args)
+    print(f"{handle.status()}: {handle.id}")
+    if handle.url:
+        print(f"  url: {handle.url}")
+    return 0
+
+
+def run_logs(args) -> int:
+    local = _local(args.job_id)
+    if local is not None:
+        logs = sorted(local.glob("steps/*/std_log.txt"))
+        for log in logs:
+            print(f"==> {log} <==")
+            print(log.read_text(encoding="utf-8", errors="replace"))
+        if not logs:
+            print(f"no step logs under {local} (a local run prints to the terminal)")
+        return 0
+    from phitune.targets.azure_errors import azure_call
+
+    client = ml_client_from_args(args)
+    with azure_call(f"streaming logs of job {args.job_id}"):
+        client.jobs.stream(args.job_id)
+    return 0
+
+
+def run_download(args) -> int:
+    from phitune.targets.handles import LocalRunHandle
+
+    dest = Path(args.output or Path(args.job_id).name)
+    local = _local(args.job_id)
+    handle = LocalRunHandle(local) if local is not None else _handle(args)
+    path = handle.download(dest)
+    print(f"downloaded {args.job_id} to {path}")
+    return 0
+
+
+def run_cancel(args) -> int:
+    from phitune.errors import Problem, SubmitError
+    from phitune.targets.azure_errors import azure_call
+
+    if _local(args.job_id) is not None:
+        raise SubmitError("nothing to cancel", [Problem(args.job_id, "a local run is not a job", "press Ctrl-C in its terminal")])
+    client = ml_client_from_args(args)
+    with azure_call(f"cancelling job {args.job_id}"):
+        client.jobs.begin_cancel(args.job_id).result()
+    print(f"cancel requested: {args.job_id}")
+    return 0

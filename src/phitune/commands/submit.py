@@ -1,0 +1,45 @@
+"""`phitune submit RECIPE [--target local|local-pipeline|maap|maas] [--dry-run] [--set ...]`."""
+
+from __future__ import annotations
+
+from phitune.commands.common import add_set_option
+
+TARGETS = ("local", "local-pipeline", "maap", "maas")
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "submit", help="run a recipe locally, as a local pipeline, on Azure ML compute (maap) or serverless (maas)",
+        description="Run a recipe on a target. The recipe's `target:` section holds the defaults; --target picks "
+                    "another. --dry-run (maap, maas) sends nothing: it writes job.yml and request.json (the exact "
+                    "REST body) to the output folder.")
+    p.add_argument("recipe", help="recipe YAML (or resolved JSON)")
+    p.add_argument("--target", choices=TARGETS, default=None, help="where to run (default: the recipe's target.type)")
+    p.add_argument("--dry-run", action="store_true", help="send nothing; write the job YAML and REST body")
+    p.add_argument("--output", default=None, metavar="DIR",
+                   help="output folder (default runs/<recipe>-<target>-<time>/)")
+    p.add_argument("--wait", action="store_true", help="after submitting to Azure, wait for the job to finish")
+    add_set_option(p)
+    p.set_defaults(handler=run)
+
+
+def run(args) -> int:
+    from phitune.recipe.load import load_recipe
+    from phitune.targets.submit import submit, with_target
+
+    recipe_overrides = [o for o in args.overrides if not o.strip().startswith("target.")]
+    target_overrides = [o for o in args.overrides if o.strip().startswith("target.")]
+    recipe = load_recipe(args.recipe, overrides=recipe_overrides)
+    recipe = with_target(recipe, args.target, target_overrides)
+    handle = submit(recipe, dry_run=args.dry_run, output_dir=args.output)
+    status = handle.status() if args.dry_run or recipe.target.type.startswith("local") else "submitted"
+    print(f"{status}: {handle.id}")
+    if handle.url:
+        print(f"  url: {handle.url}")
+    if recipe.target.type in ("maap", "maas") and not args.dry_run:
+        print(f"  next: phitune status {handle.id} | phitune logs {handle.id} | phitune download {handle.id}")
+        if args.wait:
+            final = handle.wait()
+            print(f"{final}: {handle.id}")
+            return 0 if final == "Completed" else 1
+    return 0

@@ -1,0 +1,164 @@
+"""Task formatters: one raw record -> a `Sample` that templating knows how to tokenize and mask.
+
+There are only two shapes of sample, and every task maps onto one of them:
+- `ChatSample`: messages; the assistant turns are learned (chat, and later e.g. classification or
+  summarization rendered as a user question + assistant answer).
+- `TextSample`: a prompt (never learned) and an answer (learned, followed by EOS); plain text is an
+  empty prompt.
+A new task is one function registered with `@register_task("ner")` that takes the recipe's task
+section and a record and returns a sample, or raises `RecordInvalid(kind, message, fix)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from phitune.data.records import EvalRecord, RecordInvalid
+from phitune.errors import RecipeError, Problem
+
+ROLES = ("system", "user", "assistant")
+CHAT_SHAPE = '{"messages": [{"role": "user", "content": "..."}, {"role": "assistant", "content": "..."}]}'
+
+
+@dataclass(frozen=True)
+class ChatSample:
+    messages: list[dict]  # validated: only role + content, roles in ROLES, ends with an assistant turn
+
+
+@dataclass(frozen=True)
+class TextSample:
+    prompt: str  # not learned ("" for plain text)
+    answer: str  # learned, and so is the EOS appended after it
+
+
+Sample = ChatSample | TextSample
+Formatter = Callable[[Any, Any], Sample]
+_FORMATTERS: dict[str, Formatter] = {}
+
+
+def register_task(task_type: str) -> Callable[[Formatter], Formatter]:
+    def wrap(fn: Formatter) -> Formatter:
+        _FORMATTERS[task_type] = fn
+        return fn
+
+    return wrap
+
+
+def format_record(task, record: Any) -> Sample:
+    """Validate one record for `task` (a recipe task section) and return its sample."""
+    try:
+        formatter = _FORMATTERS[task.type]
+    except KeyError:
+        raise RecipeError(
+            f"no data formatter for task type {task.type!r}",
+            [Problem("task.type", f"phitune.data has no formatter for {task.type!r}",
+                     f"supported: {', '.join(sorted(_FORMATTERS))}")],
+        ) from None
+    if not isinstance(record, dict):
+        raise RecordInvalid("not a JSON object", f"the record is a JSON {_json_type(record)}, not an object",
+                            f"each line must be a JSON object such as {_example_shape(task)}")
+    return formatter(task, record)
+
+
+def to_eval_record(sample: Sample, source: str) -> EvalRecord | None:
+    """The prompt/reference pair used to evaluate generations. Plain text (no prompt) has none."""
+    if isinstance(sample, ChatSample):
+        return EvalRecord(prompt_messages=sample.messages[:-1], prompt_text=None,
+                          reference=sample.messages[-1]["content"], source=source)
+    if not sample.prompt:
+        return None
+    return EvalRecord(prompt_messages=None, prompt_text=sample.prompt, reference=sample.answer, source=source)
+
+
+@register_task("chat")
+def format_chat(task, record: dict) -> ChatSample:
+    key = task.messages_key
+    if key not in record:
+        found = ", ".join(repr(k) for k in list(record)[:5]) or "none"
+        raise RecordInvalid("missing messages", f"no {key!r} key (keys found: {found})",
+                            f"each line must look like {CHAT_SHAPE}" if key == "messages"
+                            else f"set task.messages_key to the key holding the conversation, or add {key!r}")
+    messages = record[key]
+    if not isinstance(messages, list):
+        raise RecordInvalid("messages not a list", f"{key!r} is a JSON {_json_type(messages)}, not a list of messages",
+                            f"use {CHAT_SHAPE}")
+    if not messages:
+        raise RecordInvalid("empty messages", f"{key!r} is an empty list", "add at least a user and an assistant message")
+    clean = [_check_message(i, m) for i, m in enumerate(messages, start=1)]
+    if clean[0]["role"] == "assistant":
+        raise RecordInvalid("starts with assistant", "the conversation starts with an assistant turn: there is no prompt for it",
+                            "add the user (or system) message it answers, or drop that turn")
+    if not any(m["role"] == "assistant" for m in clean):
+        raise RecordInvalid("no assistant turn", "no assistant turn: nothing to learn",
+                            "add the assistant reply the model should learn")
+    if clean[-1]["role"] != "assistant":
+        raise RecordInvalid("not ending with assistant",
+                            f"the conversation ends with a {clean[-1]['role']} turn, not an assistant turn",
+                            "end every conversation with the assistant reply (drop trailing turns)")
+    return ChatSample(clean)
+
+
+def _check_message(position: int, message: Any) -> dict:
+    where = f"message {position}"
+    if not isinstance(message, dict):
+        raise RecordInvalid("bad message", f"{where} is a JSON {_json_type(message)}, not an object",
+                            'each message must be {"role": ..., "content": ...}')
+    if "role" not in message:
+        raise RecordInvalid("bad message", f"{where} has no 'role'", "add a role: system, user or assistant")
+    role = message["role"]
+    if role not in ROLES:
+        raise RecordInvalid("unknown role", f"{where} has unknown role {role!r}", "roles must be system, user or assistant")
+    if "content" not in message:
+        raise RecordInvalid("bad message", f"{where} ({role}) has no 'content'", "add the message text as 'content'")
+    content = message["content"]
+    if not isinstance(content, str):
+        raise RecordInvalid("non-string content",
+                            f"{where} ({role}) content is a JSON {_json_type(content)}, not a string",
+                            "content must be plain text (multi-part or tool content is not supported)")
+    if role == "assistant" and not content.strip():
+        raise RecordInvalid("empty assistant turn", f"{where} (assistant) is empty: nothing to learn",
+                            "write the reply, or drop the turn")
+    return {"role": role, "content": content}
+
+
+@register_task("completion")
+def format_completion(task, record: dict) -> TextSample:
+    if task.text_key is not None:
+        text = _string_field(record, task.text_key, "task.text_key")
+        if not text.strip():
+            raise RecordInvalid("empty text", f"{task.text_key!r} is empty: nothing to learn", "drop the record")
+        return TextSample(prompt="", answer=text)
+    prompt = _string_field(record, task.prompt_key, "task.prompt_key")
+    completion = _string_field(record, task.completion_key, "task.completion_key")
+    if not completion.strip():
+        raise RecordInvalid("empty completion", f"{task.completion_key!r} is empty: nothing to learn",
+                            "write the completion, or drop the record")
+    return TextSample(prompt=prompt, answer=completion)
+
+
+def _string_field(record: dict, key: str, setting: str) -> str:
+    if key not in record:
+        found = ", ".join(repr(k) for k in list(record)[:5]) or "none"
+        raise RecordInvalid("missing key", f"no {key!r} key (keys found: {found})",
+                            f"add {key!r} to every record, or set {setting} to the key your data uses")
+    value = record[key]
+    if not isinstance(value, str):
+        raise RecordInvalid("non-string value", f"{key!r} is a JSON {_json_type(value)}, not a string",
+                            f"make {key!r} a string")
+    return value
+
+
+def _example_shape(task) -> str:
+    if task.type == "chat":
+        return CHAT_SHAPE
+    if getattr(task, "text_key", None):
+        return f'{{"{task.text_key}": "..."}}'
+    return f'{{"{getattr(task, "prompt_key", "prompt")}": "...", "{getattr(task, "completion_key", "completion")}": "..."}}'
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {bool: "boolean", int: "number", float: "number", str: "string", list: "list", dict: "object"}.get(
+        type(value), type(value).__name__)

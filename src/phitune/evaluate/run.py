@@ -1,0 +1,90 @@
+"""Evaluate a model on held-out records: greedy generations scored by the task's registered metrics,
+plus token loss / perplexity on the tokenized examples. Used before and after training
+(`eval.before_after`) and by `phitune eval`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from phitune.evaluate.generation import chat_prompt_ids, generate, text_prompt_ids
+from phitune.evaluate.metrics import compute_metrics, is_correct, perplexity
+
+
+@dataclass
+class EvalResult:
+    """Scores for one evaluation, and one prediction row per record."""
+
+    metrics: dict[str, float | None]
+    predictions: list[dict] = field(default_factory=list)
+
+    def summary(self) -> str:
+        parts = []
+        for key, value in self.metrics.items():
+            if isinstance(value, float):
+                parts.append(f"{key} {value:.1%}" if key == "exact_match" else f"{key} {value:.4g}")
+            elif value is not None:
+                parts.append(f"{key} {value}")
+        return ", ".join(parts)
+
+
+def evaluate_generations(model, tokenizer, task_type: str, records: Sequence, max_new_tokens: int,
+                         batch_size: int = 16) -> EvalResult:
+    """Generate a reply for every record and score it against the reference."""
+    prompts = [chat_prompt_ids(tokenizer, r.prompt_messages) if r.prompt_messages is not None
+               else text_prompt_ids(tokenizer, r.prompt_text) for r in records]
+    replies = generate(model, tokenizer, prompts, max_new_tokens, batch_size=batch_size) if prompts else []
+    references = [r.reference for r in records]
+    metrics: dict[str, float | None] = {"examples": len(records)} if records else {}
+    if records:
+        metrics.update(compute_metrics(task_type, replies, references))
+    rows = [{
+        "source": r.source,
+        "prompt": r.prompt_messages if r.prompt_messages is not None else r.prompt_text,
+        "reference": r.reference,
+        "prediction": reply,
+        "correct": is_correct(task_type, reply, r.reference),
+    } for r, reply in zip(records, replies)]
+    return EvalResult(metrics, rows)
+
+
+def loss_metrics(model, batches: list) -> dict[str, float | None]:
+    """Mean token loss and perplexity over collated batches (empty dict when there are none)."""
+    from phitune.train.loss import evaluate_loss
+
+    if not batches:
+        return {}
+    was_training = model.training
+    model.eval()
+    try:
+        loss, tokens = evaluate_loss(model, batches)
+    finally:
+        model.train(was_training)
+    return {"eval_loss": loss, "perplexity": perplexity(loss), "eval_tokens": tokens}
+
+
+def evaluate_model(model, tokenizer, task_type: str, records: Sequence, batches: list, max_new_tokens: int) -> EvalResult:
+    """Both halves: generation metrics on `records`, loss metrics on `batches`."""
+    result = evaluate_generations(model, tokenizer, task_type, records, max_new_tokens)
+    result.metrics.update(loss_metrics(model, batches))
+    return result
+
+
+def write_eval(result: EvalResult, eval_json: str | os.PathLike, extra: dict | None = None) -> tuple[Path, Path]:
+    """eval.json (metrics) and, beside it, <stem>-predictions.jsonl; both replaced atomically."""
+    from phitune.train.files import write_json_atomic
+
+    eval_json = Path(eval_json)
+    preds = eval_json.with_name(f"{eval_json.stem}-predictions.jsonl")
+    tmp = preds.with_name(f".{preds.name}.tmp-{os.getpid()}")
+    preds.parent.mkdir(parents=True, exist_ok=True)
+    with tmp.open("w", encoding="utf-8") as fh:
+        for row in result.predictions:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    os.replace(tmp, preds)
+    write_json_atomic(eval_json, {**(extra or {}), "metrics": result.metrics, "predictions": str(preds.name)})
+    return eval_json, preds

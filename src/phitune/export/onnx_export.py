@@ -1,0 +1,201 @@
+"""`phitune export RUN_DIR --onnx`: merge, build, export, verify, report.
+
+1. load the run in fp32 and fold any adapter in (multi-LoRA: keep base and adapters apart, see multi_lora.py)
+2. check for the builder's LM-head collision and widen the MLP if needed (builder_defect.py)
+3. onnxruntime-genai builder -> genai/ (KV cache, fp32/int8/int4 on CPU)
+4. torch.onnx -> logits/model.onnx (fp32, no cache)
+5. parity against PyTorch on fixed prompts; export_report.json is written last
+
+Everything is written into a sibling temp folder and moved into place at the end, so an interrupted
+export never leaves a half-written folder that looks complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from phitune.errors import ExportError, Problem
+from phitune.export import layout
+
+DEFAULT_ATOL = 1e-4
+DEFAULT_NEW_TOKENS = 16
+
+
+class Steps:
+    """A tqdm bar over the export's steps, and how long each took (for the report)."""
+
+    def __init__(self, names: list[str], progress: bool):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=len(names), desc="export", unit="step", disable=not progress, leave=False)
+        self.timings: dict[str, float] = {}
+        self._name, self._start = None, 0.0
+
+    def start(self, name: str) -> None:
+        self._finish()
+        self._name, self._start = name, time.perf_counter()
+        self.bar.set_postfix_str(name)
+
+    def close(self) -> None:
+        self._finish()
+        self.bar.close()
+
+    def _finish(self) -> None:
+        if self._name is not None:
+            self.timings[self._name] = round(time.perf_counter() - self._start, 3)
+            self.bar.update(1)
+            self._name = None
+
+
+def export_onnx(run_dir: str | Path, precision: str = "fp32", output: str | Path | None = None, *,
+                multi_lora: bool = False, adapter_runs: list[str | Path] = (), atol: float = DEFAULT_ATOL,
+                max_new_tokens: int = DEFAULT_NEW_TOKENS, prompts: tuple[str, ...] = layout.PARITY_PROMPTS,
+                progress: bool = True) -> tuple[Path, dict]:
+    """Export a run (or model folder) to `output`; returns (export dir, report). Raises ExportError
+    when an enforced parity check fails (the export and its report are kept for inspection)."""
+    from phitune.export.source import describe
+
+    if precision not in layout.PRECISIONS:
+        raise ExportError("unsupported precision", [Problem("--precision", f"{precision!r}", f"use one of {', '.join(layout.PRECISIONS)}")])
+    source = describe(run_dir)
+    extra = [describe(p) for p in adapter_runs]
+    multi_lora = multi_lora or bool(extra)
+    final = Path(output) if output else _default_output(source.path, source.kind, precision)
+    _check_output(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
+    try:
+        if multi_lora:
+            from phitune.export.multi_lora import export_multi_lora
+
+            report = export_multi_lora(source, extra, precision, work, atol, max_new_tokens, prompts, progress)
+        else:
+            report = _export_single(source, precision, work, atol, max_new_tokens, prompts, progress)
+        shutil.rmtree(work / ".work", ignore_errors=True)
+        report["output"] = str(final.resolve())
+        (work / layout.REPORT).write_text(json.dumps(report, indent=2) + "\n")
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(work, final)
+    finally:
+        if work.exists():
+            shutil.rmtree(work, ignore_errors=True)
+    reasons = report_failures(report)
+    if reasons:
+        raise ExportError(f"parity check failed; the export and its report are in {final} for inspection",
+                          [Problem(f"{final / layout.REPORT}", reason, "check the merge and the builder log; "
+                                   "int8/int4 exports only report parity") for reason in reasons])
+    return final, report
+
+
+def _export_single(source, precision, out: Path, atol, max_new_tokens, prompts, progress) -> dict:
+    from phitune.export import parity
+    from phitune.export.builder_defect import check_collisions, padded_model
+    from phitune.export.genai_build import run_builder
+    from phitune.export.runtime import OnnxChatModel
+    from phitune.export.source import load_merged
+    from phitune.export.torch_graph import export_logits_graph, logits_session
+
+    steps = Steps(["load", "builder", "torch.onnx", "reference", "parity"], progress)
+    try:
+        steps.start("load")
+        model, tokenizer = load_merged(source)
+        collisions, padded = check_collisions(model)
+        builder_input = out / ".work" / "hf"
+        (padded_model(model, padded) if padded else model).save_pretrained(builder_input, safe_serialization=True)
+        tokenizer.save_pretrained(builder_input)
+        tokenizer.save_pretrained(out / layout.TOKENIZER)
+
+        steps.start("builder")
+        run_builder(builder_input, out / layout.GENAI, precision, out / ".work" / "hf-cache", out / ".work" / "builder.log")
+        _keep_log(out)
+
+        steps.start("torch.onnx")
+        example = tokenizer.apply_chat_template(layout.chat_messages(prompts[0]), add_generation_prompt=True,
+                                                tokenize=True, return_dict=True)["input_ids"]
+        graph_path = export_logits_graph(model, list(example), out / layout.LOGITS)
+
+        steps.start("reference")
+        chat_model = OnnxChatModel(out)
+        refs = parity.pytorch_references(model, tokenizer, prompts, max_new_tokens, sorted(chat_model.eos))
+
+        steps.start("parity")
+        checks = {
+            "genai": {"precision": precision, **parity.compare_genai(chat_model, refs, max_new_tokens, None,
+                                                                      enforce=precision == "fp32", atol=atol)},
+            "logits_graph": {"precision": "fp32", **parity.compare_logits_graph(logits_session(graph_path), refs, atol)},
+        }
+        del chat_model
+    finally:
+        steps.close()
+    return _report(source, precision, checks, collisions, padded, model.config, steps.timings, max_new_tokens)
+
+
+def _report(source, precision, checks, collisions, padded, config, timings, max_new_tokens, extra=None) -> dict:
+    from phitune import __version__
+
+    return {
+        "phitune_export_version": 1,
+        "phitune_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "name": source.name,
+        "source": source.as_dict(),
+        "precision": precision,
+        "files": {"genai": f"{layout.GENAI}/", "logits_graph": f"{layout.LOGITS}/model.onnx",
+                  "tokenizer": f"{layout.TOKENIZER}/", "builder_log": f"{layout.GENAI}/builder.log"},
+        "model": {"architecture": (config.architectures or ["?"])[0], "vocab_size": config.vocab_size,
+                  "hidden_size": config.hidden_size, "intermediate_size": config.intermediate_size,
+                  "layers": config.num_hidden_layers},
+        "builder_defect": {
+            "collisions": [c.as_dict() for c in collisions],
+            "action": "widened MLP with zeros" if padded else "none needed",
+            "exported_intermediate_size": padded or config.intermediate_size,
+        },
+        **(extra or {}),
+        "parity": {"max_new_tokens": max_new_tokens, **checks},
+        "passed": all(c.get("passed") or not c.get("enforced") for c in _sections(checks)),
+        "timings_s": timings,
+    }
+
+
+def report_failures(report: dict) -> list[str]:
+    from phitune.export.parity import failures
+
+    reasons = []
+    for label, section in _labelled_sections(report["parity"]):
+        reasons += failures(section, label)
+    return reasons
+
+
+def _sections(checks: dict):
+    return [section for _, section in _labelled_sections(checks)]
+
+
+def _labelled_sections(checks: dict):
+    for key, value in checks.items():
+        if isinstance(value, dict) and "enforced" in value:
+            yield key, value
+        elif isinstance(value, dict):
+            yield from ((f"{key}.{k}", v) for k, v in value.items() if isinstance(v, dict) and "enforced" in v)
+
+
+def _keep_log(out: Path) -> None:
+    shutil.copy(out / ".work" / "builder.log", out / layout.GENAI / "builder.log")
+
+
+def _default_output(path: Path, kind: str, precision: str) -> Path:
+    if kind == "model":
+        return path.parent / f"{path.name}-onnx-{precision}"
+    return path / f"onnx-{precision}"
+
+
+def _check_output(path: Path) -> None:
+    if path.exists() and (not path.is_dir() or (any(path.iterdir()) and not (path / layout.REPORT).is_file())):
+        raise ExportError("output folder is not empty", [Problem(str(path), "exists and is not an earlier export",
+                                                                 "pass an empty or new --output folder")])

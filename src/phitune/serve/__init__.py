@@ -1,0 +1,1 @@
+"""Serving an ONNX export: `phitune serve` (OpenAI-compatible chat completions over HTTP)."""

@@ -1,0 +1,112 @@
+"""Run handles: a local run folder, a dry run's output folder, or an Azure ML job."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from phitune.targets.base import TERMINAL_STATUSES
+
+
+def _copy_tree(source: Path, directory: str | Path) -> Path:
+    dest = Path(directory)
+    if dest.resolve() == source.resolve():
+        return dest
+    shutil.copytree(source, dest, dirs_exist_ok=True)
+    return dest
+
+
+@dataclass
+class LocalRunHandle:
+    """A run that already finished in this process or its subprocesses (local, local-pipeline)."""
+
+    folder: Path
+    final_status: str = "Completed"
+    run_dir: Path | None = None  # the phitune run folder inside `folder`, if any
+
+    @property
+    def id(self) -> str:
+        return str(self.folder)
+
+    @property
+    def url(self) -> str:
+        return self.folder.resolve().as_uri()
+
+    def status(self) -> str:
+        return self.final_status
+
+    def wait(self, timeout: float | None = None) -> str:
+        return self.final_status
+
+    def download(self, directory: str | Path) -> Path:
+        return _copy_tree(self.folder, directory)
+
+
+@dataclass
+class DryRunHandle:
+    """Nothing was sent: `folder` holds job.yml and request.json (the body that would be sent)."""
+
+    folder: Path
+    request: dict
+
+    @property
+    def id(self) -> str:
+        return f"dry-run:{self.folder}"
+
+    @property
+    def url(self) -> str:
+        return (self.folder / "request.json").resolve().as_uri()
+
+    def status(self) -> str:
+        return "DryRun"
+
+    def wait(self, timeout: float | None = None) -> str:
+        return "DryRun"
+
+    def download(self, directory: str | Path) -> Path:
+        return _copy_tree(self.folder, directory)
+
+
+@dataclass
+class AzureJobHandle:
+    """An Azure ML job (pipeline or fine-tuning). Every call goes through phitune's error translation."""
+
+    ml_client: object
+    name: str
+    studio_url: str = ""
+    poll_seconds: float = 30.0
+
+    @property
+    def id(self) -> str:
+        return self.name
+
+    @property
+    def url(self) -> str:
+        return self.studio_url
+
+    def status(self) -> str:
+        from phitune.targets.azure_errors import azure_call
+
+        with azure_call(f"getting job {self.name}"):
+            job = self.ml_client.jobs.get(self.name)
+        self.studio_url = getattr(job, "studio_url", None) or self.studio_url
+        return str(job.status)
+
+    def wait(self, timeout: float | None = None) -> str:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            status = self.status()
+            if status in TERMINAL_STATUSES or (deadline is not None and time.monotonic() >= deadline):
+                return status
+            time.sleep(self.poll_seconds)
+
+    def download(self, directory: str | Path) -> Path:
+        from phitune.targets.azure_errors import azure_call
+
+        dest = Path(directory)
+        dest.mkdir(parents=True, exist_ok=True)
+        with azure_call(f"downloading job {self.name}"):
+            self.ml_client.jobs.download(self.name, download_path=str(dest), all=True)
+        return dest

@@ -1,0 +1,161 @@
+"""`local-pipeline`: the Azure ML pipeline's steps, in order, as local subprocesses.
+
+Each step runs the exact command line of its component YAML, with `${{inputs.x}}` / `${{outputs.y}}`
+replaced by local paths, in a shell, from the component's `code:` folder (as Azure runs it from the
+code snapshot), with this interpreter's `python` first on PATH. A step with a PyTorch distribution
+gets the variables Azure sets for it (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from phitune.errors import Problem, SubmitError
+from phitune.targets.assets import default_output_dir, pipeline_path
+from phitune.targets.handles import DryRunHandle, LocalRunHandle
+from phitune.targets.pipeline_plan import FINETUNE, build_pipeline_document, model_kind
+from phitune.targets.pipeline_yaml import PARENT_REF, Node, Pipeline, load_pipeline, render_command
+
+LOG_TAIL_LINES = 30
+
+
+class LocalPipelineRunner:
+    name = "local-pipeline"
+
+    def __init__(self, spec, output_dir: Path | None = None, ml_client=None):
+        self.spec = spec
+        self.output_dir = output_dir
+
+    def check(self, recipe) -> list[Problem]:
+        problems = []
+        if model_kind(recipe.model.name) == "azureml":
+            problems.append(Problem("model.name", f"{recipe.model.name} is an Azure ML model: it cannot be loaded here",
+                                    "use --target maap or maas, or a local / builtin / hub model"))
+        for field, value in (("data.train", recipe.data.train), ("data.validation", recipe.data.validation)):
+            if value and not Path(value).is_file():
+                problems.append(Problem(field, f"{value} is not a local file", "local-pipeline needs local data files"))
+        return problems
+
+    def submit(self, recipe, dry_run: bool = False):
+        from phitune.recipe.load import write_resolved
+
+        out = Path(self.output_dir or default_output_dir(recipe.name, self.name)).resolve()
+        out.mkdir(parents=True, exist_ok=True)
+        resolved = write_resolved(recipe, out / "resolved_recipe.json")
+        doc = build_pipeline_document(recipe, resolved, pipeline_path(self.spec.pipeline), self.spec)
+        job_file = out / "job.yml"
+        job_file.write_text(yaml.safe_dump(doc.data, sort_keys=False, width=120))
+        pipeline = load_pipeline(job_file, doc.data)
+        steps = plan_steps(pipeline, out)
+        for note in doc.notes:
+            print(f"note: {note}")
+        if dry_run:
+            for step in steps:
+                print(f"[{step.node.name}] cd {step.node.component.code_dir} && {step.command}")
+            return DryRunHandle(out, {"steps": [{"name": s.node.name, "command": s.command} for s in steps]})
+        for i, step in enumerate(steps, 1):
+            print(f"[{i}/{len(steps)}] {step.node.name}: {step.command}", flush=True)
+            run_step(step)
+        run_dir = _finetune_run_dir(pipeline, steps)
+        return LocalRunHandle(out, "Completed", run_dir)
+
+
+class Step:
+    def __init__(self, node: Node, command: str, log: Path, outputs: dict[str, Path]):
+        self.node, self.command, self.log, self.outputs = node, command, log, outputs
+
+
+def plan_steps(pipeline: Pipeline, out: Path) -> list[Step]:
+    """Every step's rendered command, in order, with local paths for every input and output."""
+    produced: dict[tuple[str, str], Path] = {}
+    steps = []
+    for node in pipeline.ordered_jobs():
+        outputs = _output_paths(pipeline, node, out)
+        inputs = _input_values(pipeline, node, produced)
+        command = render_command(node.component.command, inputs, {k: str(v) for k, v in outputs.items()})
+        for name, path in outputs.items():
+            produced[(node.name, name)] = path
+        steps.append(Step(node, command, out / "steps" / node.name / "std_log.txt", outputs))
+    return steps
+
+
+def run_step(step: Step) -> None:
+    step.log.parent.mkdir(parents=True, exist_ok=True)
+    for name, path in step.outputs.items():
+        kind = step.node.component.outputs[name].get("type", "uri_folder")
+        (path.parent if kind == "uri_file" else path).mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env.pop("PYTHONPATH", None)  # import phitune from the code folder only, as on Azure
+    count = step.node.process_count
+    procs = []
+    with open(step.log, "w", encoding="utf-8") as log:
+        port = _free_port()
+        for rank in range(count):
+            rank_env = dict(env)
+            if step.node.component.data.get("distribution") or step.node.data.get("distribution"):
+                rank_env.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(count), NODE_RANK="0",
+                                MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+            procs.append(subprocess.Popen(["bash", "-c", step.command], cwd=step.node.component.code_dir, env=rank_env,
+                                          stdout=log, stderr=subprocess.STDOUT))
+        codes = [p.wait() for p in procs]
+    failed = next((c for c in codes if c != 0), 0)
+    if failed:
+        tail = step.log.read_text(encoding="utf-8", errors="replace").splitlines()[-LOG_TAIL_LINES:]
+        raise SubmitError(f"local pipeline step '{step.node.name}' failed (exit {failed})", [Problem(
+            f"jobs.{step.node.name}", "last lines of its log:\n      " + "\n      ".join(tail),
+            f"full log: {step.log}")])
+
+
+def _output_paths(pipeline: Pipeline, node: Node, out: Path) -> dict[str, Path]:
+    paths = {}
+    for name, spec in node.component.outputs.items():
+        binding = str(node.outputs.get(name, ""))
+        m = PARENT_REF.search(binding)
+        base = out / m.group(2) if m and m.group(1) == "outputs" else out / "steps" / node.name / "outputs" / name
+        # A uri_file output is a file path inside its output folder (Azure names it after the output).
+        paths[name] = base / name if spec.get("type") == "uri_file" else base
+    return paths
+
+
+def _input_values(pipeline: Pipeline, node: Node, produced: dict) -> dict[str, object]:
+    values: dict[str, object] = {}
+    for name, spec in node.component.inputs.items():
+        if "default" in spec:
+            values[name] = spec["default"]
+    for name, binding in node.inputs.items():
+        values[name] = _resolve(pipeline, node, name, binding, produced)
+    return values
+
+
+def _resolve(pipeline: Pipeline, node: Node, name: str, binding, produced: dict):
+    if isinstance(binding, dict):
+        return binding.get("path", binding.get("value"))
+    m = PARENT_REF.fullmatch(str(binding).strip()) if isinstance(binding, str) else None
+    if m is None:
+        return binding
+    if m.group(1) == "inputs":
+        value = pipeline.inputs.get(m.group(2))
+        return value.get("path", value.get("default")) if isinstance(value, dict) else value
+    if m.group(1) == "jobs" and (m.group(2), m.group(4)) in produced:
+        return str(produced[(m.group(2), m.group(4))])
+    raise SubmitError(f"cannot resolve an input of step {node.name}",
+                      [Problem(f"jobs.{node.name}.inputs.{name}", f"{binding} names nothing", "run `phitune lint`")])
+
+
+def _finetune_run_dir(pipeline: Pipeline, steps: list[Step]) -> Path | None:
+    for step in steps:
+        if step.node.component.name == FINETUNE:
+            return step.outputs.get("run")
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -1,0 +1,110 @@
+"""`maap`: the pipeline (validate_data -> finetune -> evaluate) on your own Azure ML compute.
+
+The job document comes from aml/pipelines/finetune.yml and the component YAMLs (phitune.targets.
+pipeline_plan), is written as job.yml, and loaded with azure-ai-ml's `load_job`: exactly what
+`az ml job create -f job.yml` would submit. azure-ai-ml uploads the local recipe, data and model
+folder, registers the code snapshot and environments, then PUTs the job.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from pathlib import Path
+
+import yaml
+
+from phitune.errors import Problem, SubmitError
+from phitune.targets.assets import default_output_dir, pipeline_path
+from phitune.targets.handles import AzureJobHandle, DryRunHandle
+from phitune.targets.pipeline_plan import FINETUNE, build_pipeline_document, model_kind
+
+
+def job_name(recipe_name: str) -> str:
+    """A unique Azure job name that still says which recipe it ran."""
+    stem = re.sub(r"[^A-Za-z0-9_-]", "-", recipe_name)[:40]
+    return f"phitune-{stem}-{secrets.token_hex(4)}"
+
+
+class MaapRunner:
+    name = "maap"
+
+    def __init__(self, spec, output_dir: Path | None = None, ml_client=None):
+        self.spec = spec
+        self.output_dir = output_dir
+        self.ml_client = ml_client
+
+    def check(self, recipe) -> list[Problem]:
+        problems = []
+        for field, value in (("data.train", recipe.data.train), ("data.validation", recipe.data.validation)):
+            if value and not value.startswith(("azureml:", "https://")) and not Path(value).is_file():
+                problems.append(Problem(field, f"{value} does not exist", "point it at a local file or an azureml: data URI"))
+        if model_kind(recipe.model.name) == "azureml" and recipe.method.type == "full" and self.spec.instance_count > 1:
+            pass  # full fine-tuning of a registry model is allowed; DeepSpeed handles the size
+        return problems
+
+    def build(self, recipe, out: Path):
+        """(job, job.yml path, notes): the PipelineJob exactly as it would be submitted."""
+        from phitune.recipe.load import write_resolved
+
+        out.mkdir(parents=True, exist_ok=True)
+        resolved = write_resolved(recipe, out / "resolved_recipe.json")
+        doc = build_pipeline_document(recipe, resolved, pipeline_path(self.spec.pipeline), self.spec)
+        doc.data["name"] = job_name(recipe.name)
+        job_file = out / "job.yml"
+        job_file.write_text(yaml.safe_dump(doc.data, sort_keys=False, width=120))
+        job = load_pipeline_job(job_file)
+        return job, job_file, doc
+
+    def submit(self, recipe, dry_run: bool = False):
+        from phitune.targets.dry_run import pipeline_request, write_request
+        from phitune.targets.workspace import find_workspace, make_ml_client
+
+        out = Path(self.output_dir or default_output_dir(recipe.name, self.name)).resolve()
+        job, job_file, doc = self.build(recipe, out)
+        if dry_run:
+            _print_summary(self.spec, job, doc, out, dry_run=True)
+            request = pipeline_request(job, find_workspace(self.spec.workspace))
+            write_request(out, request)
+            return DryRunHandle(out, request)
+        from phitune.targets.azure_errors import azure_call
+
+        client = self.ml_client or make_ml_client(self.spec.workspace)
+        _print_summary(self.spec, job, doc, out, dry_run=False)
+        with azure_call("submitting the pipeline job"):
+            created = client.jobs.create_or_update(job, experiment_name=job.experiment_name)
+        return AzureJobHandle(client, created.name, getattr(created, "studio_url", "") or "")
+
+
+def load_pipeline_job(job_file: Path):
+    """`load_job` + client-side validation; problems leave as one SubmitError naming the YAML keys."""
+    from azure.ai.ml import load_job
+
+    from phitune.targets.azure_errors import azure_call
+
+    with azure_call(f"loading {job_file}"):
+        job = load_job(job_file)
+    result = job._validate()  # what `az ml job validate` checks offline
+    if not result.passed:
+        problems = [Problem(f"{job_file}: {key}", str(msg)) for key, msg in result.error_messages.items()]
+        raise SubmitError(f"the pipeline job does not validate ({job_file})", problems)
+    return job
+
+
+def _print_summary(spec, job, doc, out: Path, dry_run: bool) -> None:
+    finetune = job.jobs[doc.nodes[FINETUNE]]
+    processes = getattr(finetune.distribution, "process_count_per_instance", 1)
+    lines = [
+        f"{'dry run: nothing sent' if dry_run else 'submitting'} pipeline job {job.name}",
+        f"  experiment:  {job.experiment_name}",
+        f"  compute:     {spec.compute}" + (f" (validate/evaluate on {spec.cpu_compute})" if spec.cpu_compute else ""),
+        f"  finetune:    {finetune.resources.instance_count} node(s) x {processes} process(es)"
+        + (f" on {spec.instance_type}" if spec.instance_type else ""),
+        f"  steps:       {' -> '.join(job.jobs)}",
+        f"  uploads:     {', '.join(str(p) for p in doc.uploads) or 'none'}",
+        f"  job YAML:    {out / 'job.yml'}",
+    ]
+    if dry_run:
+        lines.append(f"  request:     {out / 'request.json'}")
+    lines += [f"  note: {note}" for note in doc.notes]
+    print("\n".join(lines), flush=True)

@@ -1,0 +1,157 @@
+"""Recipe + target -> the pipeline job document (aml/pipelines/finetune.yml with this recipe's data,
+model, compute and tags filled in).
+
+One document for both pipeline targets: `maap` writes it as job.yml and submits it with azure-ai-ml's
+`load_job` (what `az ml job create -f job.yml` does); `local-pipeline` runs its steps as local
+subprocesses. So what runs on Azure is what was tested offline.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from phitune.errors import Problem, SubmitError
+from phitune.targets.pipeline_yaml import PARENT_REF, load_pipeline, read_yaml
+
+FINETUNE, VALIDATE, EVALUATE = "phitune_finetune", "phitune_validate_data", "phitune_evaluate"
+REGISTRY_MODEL = re.compile(
+    r"^azureml://registries/(?P<registry>[^/]+)/models/(?P<name>[^/]+)/(?:versions/(?P<version>[^/]+)|labels/(?P<label>[^/]+))$")
+URI_PREFIXES = ("azureml:", "https://", "http://", "abfss://", "wasbs://")
+
+
+def model_kind(name: str) -> str:
+    """builtin | local | azureml (registry or workspace model) | hub."""
+    if name.startswith("builtin:"):
+        return "builtin"
+    if name.startswith("azureml:"):
+        return "azureml"
+    if Path(name).expanduser().is_dir():
+        return "local"
+    return "hub"
+
+
+@dataclass
+class PipelineDocument:
+    data: dict  # the pipeline job YAML, component paths made absolute
+    uploads: list[Path] = field(default_factory=list)  # local files/folders Azure uploads on submit
+    notes: list[str] = field(default_factory=list)
+    nodes: dict[str, str] = field(default_factory=dict)  # component name -> job name in the pipeline
+
+
+def build_pipeline_document(recipe, resolved_recipe: Path, pipeline_file: Path, target) -> PipelineDocument:
+    """`target` is a MaapTarget (compute, nodes, environment, tags) or a LocalPipelineTarget."""
+    data = copy.deepcopy(read_yaml(pipeline_file))
+    pipeline = load_pipeline(pipeline_file, data)
+    doc = PipelineDocument(data)
+    for name, node in pipeline.jobs.items():
+        data["jobs"][name]["component"] = str(node.component.path)
+        doc.nodes.setdefault(node.component.name, name)
+
+    validation = recipe.data.validation
+    values = {
+        "recipe": _data_input(str(resolved_recipe), "uri_file", doc),
+        "train_data": _data_input(recipe.data.train, "uri_file", doc),
+        "validation_data": _data_input(validation, "uri_file", doc) if validation else None,
+        "eval_data": _data_input(validation or recipe.data.train, "uri_file", doc),
+    }
+    if not validation:
+        doc.notes.append("the recipe has no validation file: evaluate uses the training data "
+                         "(finetune still holds out data.validation_split, if set)")
+    inputs = data.setdefault("inputs", {})
+    for name, value in values.items():
+        if name not in inputs:
+            continue
+        if value is None:
+            del inputs[name]
+            _unbind(pipeline, data, name)
+        else:
+            inputs[name] = value
+
+    finetune = pipeline.node_for_component(FINETUNE)
+    if finetune is None:
+        raise SubmitError(f"{pipeline_file} has no finetune step", [Problem(
+            "jobs", f"no job uses the {FINETUNE} component", "keep the finetune job from aml/pipelines/finetune.yml")])
+    _bind_model(recipe, pipeline, data, doc)
+    evaluate = pipeline.node_for_component(EVALUATE)
+    if evaluate is not None and recipe.eval.limit:
+        data["jobs"][evaluate.name].setdefault("inputs", {})["limit"] = recipe.eval.limit
+
+    data["display_name"] = getattr(target, "display_name", None) or recipe.name
+    data["experiment_name"] = getattr(target, "experiment", None) or recipe.tracking.experiment
+    data["tags"] = {**(data.get("tags") or {}), **run_tags(recipe), **(getattr(target, "tags", None) or {})}
+    if getattr(target, "type", None) == "maap":
+        _apply_maap(target, pipeline, data)
+    return doc
+
+
+def run_tags(recipe) -> dict[str, str]:
+    from phitune import __version__
+
+    return {"phitune.recipe": recipe.name, "phitune.recipe_hash": recipe.content_hash()[:12],
+            "phitune.method": recipe.method.type, "phitune.task": recipe.task.type, "phitune.version": __version__}
+
+
+def _data_input(value: str, kind: str, doc: PipelineDocument) -> dict[str, Any]:
+    if not value.startswith(URI_PREFIXES):
+        path = Path(value).expanduser().resolve()
+        if not path.exists():
+            raise SubmitError("a local input does not exist", [Problem(value, "no such file or folder")])
+        doc.uploads.append(path)
+        value = str(path)
+    return {"type": kind, "path": value}
+
+
+def _unbind(pipeline, data: dict, parent_input: str) -> None:
+    """Drop node inputs bound to `${{parent.inputs.<parent_input>}}` (allowed only for optional ones)."""
+    for name, node in pipeline.jobs.items():
+        for key, value in list((data["jobs"][name].get("inputs") or {}).items()):
+            refs = [m for m in PARENT_REF.finditer(str(value)) if m.group(1) == "inputs" and m.group(2) == parent_input]
+            if not refs:
+                continue
+            if not node.component.inputs.get(key, {}).get("optional"):
+                raise SubmitError(f"the pipeline needs {parent_input}", [Problem(
+                    f"jobs.{name}.inputs.{key}", f"required input bound to parent input '{parent_input}'",
+                    f"give the recipe a {parent_input.replace('_data', '')} file")])
+            del data["jobs"][name]["inputs"][key]
+
+
+def _bind_model(recipe, pipeline, data: dict, doc: PipelineDocument) -> None:
+    name = recipe.model.name
+    kind = model_kind(name)
+    finetune = pipeline.node_for_component(FINETUNE)
+    validate = pipeline.node_for_component(VALIDATE)
+    if kind == "local":
+        folder = _data_input(name, "uri_folder", doc)
+        data["jobs"][finetune.name].setdefault("inputs", {})["base_model"] = folder
+        if validate is not None and "base_model" in validate.component.inputs:
+            data["jobs"][validate.name].setdefault("inputs", {})["base_model"] = dict(folder)
+    elif kind == "azureml":
+        data["jobs"][finetune.name].setdefault("inputs", {})["base_mlflow_model"] = {
+            "type": "mlflow_model", "path": name}
+    elif kind == "hub":
+        doc.notes.append(f"the base model {name} is downloaded from the Hugging Face hub by each step")
+    if kind in ("local", "azureml") and recipe.method.type != "full" and not recipe.output.merge:
+        # The base model input is mounted in the finetune step only; evaluate loads merged/ instead.
+        data["jobs"][finetune.name]["inputs"]["merge"] = True
+        doc.notes.append("finetune writes merged/ (merge: true) so that evaluate needs no base model input")
+
+
+def _apply_maap(target, pipeline, data: dict) -> None:
+    data.setdefault("settings", {})["default_compute"] = f"azureml:{target.compute}"
+    node = data["jobs"][pipeline.node_for_component(FINETUNE).name]
+    resources = node.setdefault("resources", {})
+    resources["instance_count"] = target.instance_count
+    if target.instance_type:
+        resources["instance_type"] = target.instance_type
+    node["distribution"] = {"type": "pytorch", "process_count_per_instance": target.processes_per_instance}
+    if target.environment:
+        node["environment"] = target.environment
+    if target.cpu_compute:
+        for component in (VALIDATE, EVALUATE):
+            step = pipeline.node_for_component(component)
+            if step is not None:
+                data["jobs"][step.name]["compute"] = f"azureml:{target.cpu_compute}"

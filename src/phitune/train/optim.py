@@ -1,0 +1,21 @@
+"""AdamW over the trainable parameters only (frozen base weights get no optimizer state: for LoRA
+that is most of the memory saving).
+
+Weight decay applies to matrices, not to biases and norm scales: decaying a LayerNorm gain toward 0
+is never what anyone wants, and it is what HF Trainer and TRL do too.
+"""
+
+from __future__ import annotations
+
+
+def make_optimizer(model, spec):
+    import torch
+
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.ndim >= 2 else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": spec.weight_decay}]
+    if no_decay:
+        groups.append({"params": no_decay, "weight_decay": 0.0})
+    return torch.optim.AdamW(groups, lr=spec.lr, betas=(0.9, 0.999), eps=1e-8)

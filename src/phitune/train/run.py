@@ -1,0 +1,251 @@
+"""`train(recipe, output_dir) -> RunResult`: the one entry point every local run, Azure component and
+distributed rank calls. It wires the pieces (data, model + method, loop, tracking, outputs) and owns
+the run folder's lifecycle: fresh, resumed, interrupted, finished.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, Sequence
+
+from phitune.errors import Problem, TrainError, TrainingInterrupted
+from phitune.models import run_dir as layout
+
+log = logging.getLogger("phitune.train")
+
+# Recipe fields a resumed run may change: they do not affect the weights.
+RESUME_MAY_CHANGE = ("name", "description", "tracking.", "eval.", "output.", "target.", "train.eval_every",
+                     "train.save_every", "train.log_every")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Where a finished run put things, and its headline numbers (the rest is in `metrics`)."""
+
+    output_dir: Path
+    metrics: dict
+    outputs: dict[str, Path] = field(default_factory=dict)
+    tracking: str = ""
+    tracking_run_id: str | None = None
+
+    @property
+    def final_train_loss(self) -> float | None:
+        return self.metrics.get("final_train_loss")
+
+    @property
+    def final_eval_loss(self) -> float | None:
+        return self.metrics.get("final_eval_loss")
+
+    @property
+    def eval_before(self) -> dict | None:
+        return self.metrics.get("eval_before")
+
+    @property
+    def eval_after(self) -> dict | None:
+        return self.metrics.get("eval_after")
+
+
+def train(recipe, output_dir: str | os.PathLike, *, resume: bool = False, callbacks: Sequence[Any] = (),
+          tracker=None, progress: bool = True) -> RunResult:
+    """Train `recipe` (a Recipe, or a path to a recipe file) into `output_dir`.
+
+    resume: continue from the latest checkpoints/step-N/ (same final weights as never stopping).
+    callbacks: objects with `on_step_end(StepInfo)`; raising KeyboardInterrupt there acts as Ctrl-C.
+    tracker: a `phitune.tracking.Tracker` to use instead of the recipe's (e.g. NullTracker on rank != 0).
+    Raises RecipeError / DataError / ModelError / TrainError for bad input, TrainingInterrupted on Ctrl-C
+    (after saving a checkpoint).
+    """
+    from phitune.data import collate, load_eval_records, load_examples, plan_batches
+    from phitune.models.adapters import apply_method
+    from phitune.models.loader import load_base_model, load_tokenizer
+    from phitune.recipe.load import write_resolved
+    from phitune.train import checkpoint as ckpt
+    from phitune.train.loop import TrainLoop, TrainState
+    from phitune.train.optim import make_optimizer
+    from phitune.train.schedule import make_scheduler, total_steps
+
+    recipe = _as_recipe(recipe)
+    spec, run_dir = recipe.train, Path(output_dir)
+    resume_from = _prepare_run_dir(run_dir, resume)
+    seed_everything(spec.seed)
+
+    tokenizer = load_tokenizer(recipe.model)
+    train_examples, eval_examples, report = load_examples(recipe, tokenizer)
+    records = load_eval_records(recipe) if recipe.eval.before_after else []
+    model = load_base_model(recipe.model)
+    if spec.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    model.config.use_cache = False
+    model = apply_method(model, recipe.method)
+    write_resolved(recipe, run_dir / layout.RESOLVED)
+
+    pad_id = tokenizer.pad_token_id
+    lengths = [len(e) for e in train_examples]
+    plan_epoch = partial(plan_batches, lengths, spec.batch_size, seed=spec.seed, group_by_length=spec.group_by_length,
+                         packing=spec.packing, max_seq_len=spec.max_seq_len)
+    eval_plan = plan_batches([len(e) for e in eval_examples], spec.batch_size, seed=spec.seed, epoch=0,
+                             group_by_length=True, packing=False, max_seq_len=spec.max_seq_len)
+    eval_batches = [collate([eval_examples[i] for i in b], pad_id, packing=False) for b in eval_plan]
+    optimizer = make_optimizer(model, spec)
+    steps = total_steps(spec, len(plan_epoch(epoch=0)))
+    scheduler = make_scheduler(optimizer, spec, steps)
+    state = TrainState(total_steps=steps, extra={"fingerprint": _fingerprint(recipe)})
+    rng = None
+    if resume_from is not None:
+        try:
+            saved, rng = ckpt.load_checkpoint(resume_from, model, optimizer, scheduler)
+        except (ValueError, KeyError, OSError) as exc:
+            raise TrainError(f"cannot resume from {resume_from}", [Problem(str(resume_from), str(exc),
+                             "start a new run in another --output folder")]) from None
+        state = TrainState.from_dict(saved)
+        _check_same_training(state.extra.get("fingerprint", {}), recipe, resume_from)
+
+    from phitune.tracking import make_tracker
+
+    tracker = tracker or make_tracker(recipe, resume_run_id=state.extra.get("tracking_run_id"))
+    state.extra["tracking_run_id"] = getattr(tracker, "run_id", None)
+    try:
+        if resume_from is None:
+            tracker.log_params(recipe.flat_params())
+            if recipe.eval.before_after:
+                state.extra["eval_before"] = _evaluate(model, tokenizer, recipe, records, eval_batches, "before")
+        else:
+            log.info("resuming %s from %s (step %d of %d)", run_dir, resume_from.name, state.global_step, steps)
+        loop = TrainLoop(model=model, optimizer=optimizer, scheduler=scheduler, spec=spec, examples=train_examples,
+                         eval_batches=eval_batches, plan_epoch=lambda epoch: plan_epoch(epoch=epoch),
+                         collate=partial(collate, pad_id=pad_id, packing=spec.packing), state=state,
+                         run_dir=run_dir, tracker=tracker, callbacks=callbacks, progress=progress)
+        if rng is not None:
+            loop.restore_rng(rng)
+        try:
+            state = loop.run()
+        except KeyboardInterrupt:
+            tracker.close("KILLED")
+            raise _interrupted(run_dir, state) from None
+        eval_after = _evaluate(model, tokenizer, recipe, records, eval_batches, "after") if recipe.eval.before_after else None
+        return _finish(model, tokenizer, recipe, run_dir, state, report, eval_after, tracker)
+    except (TrainingInterrupted, KeyboardInterrupt):
+        raise
+    except BaseException:
+        tracker.close("FAILED")
+        raise
+
+
+def _finish(model, tokenizer, recipe, run_dir: Path, state, report, eval_after, tracker) -> RunResult:
+    from phitune.train.outputs import build_metrics, count_params, plot_loss, save_model_outputs, write_metrics
+
+    trainable, total = count_params(model)
+    outputs = save_model_outputs(model, tokenizer, recipe, run_dir)
+    metrics = build_metrics(state, trainable=trainable, total=total, data_report=report.to_dict(), outputs=outputs,
+                            eval_before=state.extra.get("eval_before"), eval_after=eval_after)
+    plot_loss(state.history, state.eval_history, run_dir / "loss.png")
+    final = {k: metrics[k] for k in ("final_train_loss", "final_eval_loss", "tokens_per_s", "train_runtime_s",
+                                     "peak_rss_mb", "trainable_params", "total_params", "train_tokens")}
+    for when in ("before", "after"):
+        for key, value in (metrics.get(f"eval_{when}") or {}).items():
+            final[f"{when}_{key}"] = value
+    tracker.log_metrics({k: v for k, v in final.items() if isinstance(v, (int, float))}, step=state.global_step)
+    write_metrics(run_dir, metrics)  # last: its presence means the run is complete
+    for name in (layout.METRICS, "loss.png", layout.RESOLVED):
+        tracker.log_artifact(run_dir / name)
+    describe = tracker.describe() if hasattr(tracker, "describe") else type(tracker).__name__
+    run_id = getattr(tracker, "run_id", None)
+    tracker.close("FINISHED")
+    return RunResult(run_dir, metrics, outputs, describe, run_id)
+
+
+def _evaluate(model, tokenizer, recipe, records, eval_batches, when: str) -> dict:
+    from phitune.evaluate.run import evaluate_model
+
+    log.info("evaluating held-out generations %s training (%d records)", when, len(records))
+    result = evaluate_model(model, tokenizer, recipe.task.type, records, eval_batches, recipe.eval.max_new_tokens)
+    result.metrics["samples"] = [{k: row[k] for k in ("source", "reference", "prediction", "correct")}
+                                 for row in result.predictions[:5]]
+    return result.metrics
+
+
+def seed_everything(seed: int) -> None:
+    """python, numpy and torch: model init (LoRA A matrices), dropout and anything else random."""
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _as_recipe(recipe):
+    from phitune.recipe.schema import Recipe
+
+    if isinstance(recipe, Recipe):
+        return recipe
+    from phitune.recipe.load import load_recipe
+
+    return load_recipe(recipe)
+
+
+def _prepare_run_dir(run_dir: Path, resume: bool) -> Path | None:
+    """The checkpoint to resume from (or None), after checking the folder can take this run."""
+    from phitune.train.checkpoint import latest_checkpoint
+
+    latest = latest_checkpoint(run_dir)
+    finished = (run_dir / layout.METRICS).is_file()
+    if resume:
+        if finished:
+            raise TrainError(f"the run in {run_dir} already finished", [Problem(
+                str(run_dir), "metrics.json is there, so there is nothing to resume",
+                "run without --resume to train again (it replaces the run), or choose another --output")])
+        if latest is None:
+            raise TrainError(f"nothing to resume in {run_dir}", [Problem(
+                str(run_dir), "no checkpoints/step-N/ folder", "run without --resume to start a new run")])
+        return latest
+    if latest is not None and not finished:
+        raise TrainError(f"{run_dir} holds an unfinished run (last checkpoint {latest.name})", [Problem(
+            str(run_dir), "starting over would delete its checkpoints",
+            "add --resume to continue it, or choose another --output, or delete the folder")])
+    if finished:
+        log.warning("replacing the finished run in %s", run_dir)
+        _clear_run(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return None
+
+
+def _clear_run(run_dir: Path) -> None:
+    import shutil
+
+    from phitune.train.outputs import RUN_ENTRIES
+
+    for name in RUN_ENTRIES:
+        path = run_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def _fingerprint(recipe) -> dict[str, str]:
+    return {k: v for k, v in recipe.flat_params().items() if not k.startswith(RESUME_MAY_CHANGE)}
+
+
+def _check_same_training(saved: dict, recipe, checkpoint: Path) -> None:
+    now = _fingerprint(recipe)
+    changed = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+    if changed:
+        raise TrainError(f"the recipe differs from the one that wrote {checkpoint}", [
+            Problem(k, f"was {saved.get(k)} when the checkpoint was written, now {now.get(k)}",
+                    "resume with the same training settings (only tracking, eval, output and *_every may change)")
+            for k in changed])
+
+
+def _interrupted(run_dir: Path, state) -> TrainingInterrupted:
+    path = run_dir / layout.CHECKPOINTS / f"step-{state.global_step}"
+    return TrainingInterrupted(
+        f"training interrupted at step {state.global_step} of {state.total_steps}; checkpoint saved in {path}",
+        [Problem(str(run_dir), "the run is incomplete",
+                 f"resume with: phitune train RECIPE --output {run_dir} --resume  (Python: train(recipe, out, resume=True))")])
