@@ -48,3 +48,18 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
         [sys.executable, "-m", "phitune.cli", *args],
         cwd=cwd or REPO, env=full_env, capture_output=True, text=True, timeout=timeout,
     )
+
+
+def train_tiny_run(out: Path, method: str = "lora", r: int = 8, steps: int = 3, seed: int = 0) -> Path:
+    """A real, short training run folder (a few optimizer steps of `method` on builtin:tiny-phi3)."""
+    from phitune.recipe.load import load_recipe
+    from phitune.train.run import train
+
+    extra = {"r": r, "alpha": 2 * r, "dropout": 0.0} if method in ("lora", "dora") else {}
+    recipe = load_recipe({"name": out.name, "model": "builtin:tiny-phi3",
+                          "data": {"train": str(EXAMPLES / "data" / "reviews-train.jsonl")},
+                          "method": {"type": method, **extra},
+                          "train": {"max_steps": steps, "batch_size": 8, "max_seq_len": 128, "lr": 2e-2, "seed": seed},
+                          "tracking": "none"})
+    train(recipe, out, progress=False)
+    return out

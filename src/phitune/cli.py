@@ -21,6 +21,10 @@ COMMAND_MODULES = [
     "tiny_model",
     "export_cmd",
     "serve",
+    "submit",
+    "jobs",
+    "deploy",
+    "lint",
 ]
 
 

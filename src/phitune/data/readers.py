@@ -150,3 +150,7 @@ def require_local_file(path: str, display: str | None = None) -> Path:
     if not file.is_file():
         raise DataError(f"not a data file: {display}", [Problem(display, "is a folder, not a file", "point at a .jsonl file")])
     return file
+
+
+# CSV, TSV and Parquet register themselves here (at the end: they import register_reader from this module).
+import phitune.data.tabular  # noqa: E402,F401

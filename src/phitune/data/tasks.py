@@ -45,6 +45,11 @@ def register_task(task_type: str) -> Callable[[Formatter], Formatter]:
     return wrap
 
 
+def task_types() -> list[str]:
+    """Task types that have a formatter (every `task.type` a recipe may name)."""
+    return list(_FORMATTERS)
+
+
 def format_record(task, record: Any) -> Sample:
     """Validate one record for `task` (a recipe task section) and return its sample."""
     try:
@@ -63,6 +68,8 @@ def format_record(task, record: Any) -> Sample:
 
 def to_eval_record(sample: Sample, source: str) -> EvalRecord | None:
     """The prompt/reference pair used to evaluate generations. Plain text (no prompt) has none."""
+    if hasattr(sample, "eval_record"):  # classifier-head samples (phitune.data.heads) bring their own
+        return sample.eval_record(source)
     if isinstance(sample, ChatSample):
         return EvalRecord(prompt_messages=sample.messages[:-1], prompt_text=None,
                           reference=sample.messages[-1]["content"], source=source)
@@ -152,6 +159,8 @@ def _string_field(record: dict, key: str, setting: str) -> str:
 def _example_shape(task) -> str:
     if task.type == "chat":
         return CHAT_SHAPE
+    if hasattr(task, "keys") and task.type != "completion":  # the tasks of phitune.data.task_formats
+        return "{" + ", ".join(f'"{key}": ...' for key in task.keys().values()) + "}"
     if getattr(task, "text_key", None):
         return f'{{"{task.text_key}": "..."}}'
     return f'{{"{getattr(task, "prompt_key", "prompt")}": "...", "{getattr(task, "completion_key", "completion")}": "..."}}'
@@ -162,3 +171,8 @@ def _json_type(value: Any) -> str:
         return "null"
     return {bool: "boolean", int: "number", float: "number", str: "string", list: "list", dict: "object"}.get(
         type(value), type(value).__name__)
+
+
+# Registers the formatters of classification, NER, QA, translation and summarization (at the end:
+# those modules import register_task and the sample types from this one).
+import phitune.data.task_formats  # noqa: E402,F401

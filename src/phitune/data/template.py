@@ -39,6 +39,16 @@ def encode_samples(tokenizer, samples: list[tuple[str, Sample]]) -> list[tuple[l
     """Tokenize and mask `(location, sample)` pairs. Returns one result per sample, in order:
     `(input_ids, labels)` or the `RecordInvalid` explaining why that record cannot be used."""
     _require_fast(tokenizer)
+    if any(isinstance(sample, ChatSample) for _, sample in samples) and not tokenizer.chat_template:
+        from phitune.errors import ModelError, Problem
+
+        raise ModelError("the tokenizer has no chat template", [Problem(
+            "model.name", "chat data needs tokenizer.chat_template to render conversations",
+            "use an instruct/chat model, or task.type: completion")])
+    if samples and hasattr(samples[0][1], "eval_record"):  # classifier-head samples (task.head: classifier)
+        from phitune.data.heads import encode_head_samples
+
+        return encode_head_samples(tokenizer, samples)
     special_ids = _special_ids(tokenizer)
     specials = sorted({t for t in tokenizer.all_special_tokens if t}, key=len, reverse=True)
     rendered: list[Rendered | RecordInvalid] = []

@@ -75,3 +75,8 @@ def perplexity(mean_loss: float | None) -> float | None:
 
 for _task in ("chat", "completion"):
     register_metric(_task, "exact_match")(exact_match)
+
+
+# The metrics of the other tasks register themselves (at the end: they import the registry above).
+from phitune.evaluate import (  # noqa: E402,F401
+    classification_metrics, ner_metrics, qa_metrics, summarization_metrics, translation_metrics)

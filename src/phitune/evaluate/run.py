@@ -35,6 +35,10 @@ class EvalResult:
 def evaluate_generations(model, tokenizer, task_type: str, records: Sequence, max_new_tokens: int,
                          batch_size: int = 16) -> EvalResult:
     """Generate a reply for every record and score it against the reference."""
+    if records and getattr(records[0], "sample", None) is not None:  # a classifier head: no generation
+        from phitune.evaluate.heads import evaluate_heads
+
+        return evaluate_heads(model, tokenizer, task_type, records, batch_size=batch_size)
     prompts = [chat_prompt_ids(tokenizer, r.prompt_messages) if r.prompt_messages is not None
                else text_prompt_ids(tokenizer, r.prompt_text) for r in records]
     replies = generate(model, tokenizer, prompts, max_new_tokens, batch_size=batch_size) if prompts else []

@@ -45,11 +45,6 @@ def load_tokenizer(spec: "ModelSpec"):
     if tok.pad_token_id is None:
         # Causal LMs often ship without a pad token; padding positions are masked out of the loss anyway.
         tok.pad_token = tok.eos_token
-    if not tok.chat_template:
-        raise ModelError(
-            f"tokenizer at {source} has no chat template",
-            [Problem("model.name", "chat tasks need tokenizer.chat_template", "use an instruct model, or task.type: completion")],
-        )
     return tok
 
 

@@ -14,6 +14,7 @@ Nothing is mapped, so the resident set holds only the quantized model plus the t
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,6 +33,7 @@ def quantization_config(method: "QloraMethod", model_dtype: str):
     from transformers import BitsAndBytesConfig
 
     if method.bits == 8:
+        _log_once("bitsandbytes.autograd._functions", "MatMul8bitLt: inputs will be cast")
         return BitsAndBytesConfig(load_in_8bit=True)
     return BitsAndBytesConfig(
         load_in_4bit=True,
@@ -129,3 +131,22 @@ def causal_lm_class(config, folder: Path, trust_remote_code: bool):
         wanted = set(getattr(config, "architectures", None) or [])
         return next((c for c in found if c.__name__ in wanted), found[0])
     return found
+
+
+class _OnceFilter(logging.Filter):
+    def __init__(self, prefix: str):
+        super().__init__()
+        self.prefix, self.seen = prefix, False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith(self.prefix):
+            return True
+        first, self.seen = not self.seen, True
+        return first
+
+
+def _log_once(logger_name: str, prefix: str) -> None:
+    """bitsandbytes logs the same 8-bit cast warning on every forward pass: show it once."""
+    logger = logging.getLogger(logger_name)
+    if not any(isinstance(f, _OnceFilter) and f.prefix == prefix for f in logger.filters):
+        logger.addFilter(_OnceFilter(prefix))

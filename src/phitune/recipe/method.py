@@ -207,6 +207,9 @@ def method_conflicts(recipe: "Recipe") -> list[str]:
     if method.type in PROMPT_LEARNING and recipe.output.merge:
         out.append(f"method.type: {method.type} has no weights to fold into the base, so output.merge: true "
                    "is impossible: set output.merge: false")
+    if method.type == "prefix_tuning" and recipe.train.gradient_checkpointing:
+        out.append("method.type: prefix_tuning cannot be combined with train.gradient_checkpointing: true (peft "
+                   "passes the prefix as a KV cache, which checkpointing drops): set train.gradient_checkpointing: false")
     deepspeed = getattr(recipe.train, "deepspeed", None)
     if method.type == "qlora" and deepspeed is not None and deepspeed.stage == 3:
         out.append("method.type: qlora cannot be combined with train.deepspeed.stage: 3 (ZeRO-3 partitions the "

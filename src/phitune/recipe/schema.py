@@ -11,7 +11,7 @@ from phitune.recipe.base import Section
 from phitune.recipe.method import LoraMethod, MethodSpec, method_conflicts
 from phitune.recipe.sections import DataSpec, EvalSpec, ModelSpec, OutputSpec, TrackingSpec, TrainSpec
 from phitune.recipe.target import LocalTarget, TargetSpec
-from phitune.recipe.task import ChatTask, TaskSpec
+from phitune.recipe.task import ChatTask, TaskSpec, task_conflicts
 
 
 class Recipe(Section):
@@ -29,7 +29,7 @@ class Recipe(Section):
 
     @model_validator(mode="after")
     def _method_fits_the_rest(self) -> "Recipe":
-        conflicts = method_conflicts(self)
+        conflicts = method_conflicts(self) + task_conflicts(self)
         if conflicts:
             raise ValueError("; ".join(conflicts))
         return self

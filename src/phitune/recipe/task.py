@@ -1,15 +1,23 @@
 """`task:` — what the data looks like and what is learned. A union discriminated on `type`.
 
-Keys are named like Azure ML's own fine-tuning components so users can reuse their data.
+Keys are named like Azure ML's own fine-tuning components (`sentence1_key`, `label_key`, `token_key`,
+`tag_key`, `source_lang`, `document_key`, ...) so users can reuse their data. Every task except chat
+and completion is rendered into a conversation (system instruction, user turn, assistant answer) so
+the model's chat template and label masking are reused; classification and NER can instead train a
+head (`head: classifier`).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal, Union
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from phitune.recipe.base import Section
+
+BIO_TAG = re.compile(r"^(O|[BI]-\S+)$")
+HEAD_METHODS = ("lora", "dora", "full")  # methods verified with a classification head
 
 
 class ChatTask(Section):
@@ -35,4 +43,148 @@ class CompletionTask(Section):
         return self
 
 
-TaskSpec = Annotated[Union[ChatTask, CompletionTask], Field(discriminator="type")]
+class _InstructedTask(Section):
+    """Tasks rendered as system instruction + user turn + assistant answer."""
+
+    instruction: str | None = Field(
+        None, min_length=1, description="System instruction of the prompt (default: one written for the task).")
+
+    def keys(self) -> dict[str, str]:
+        """The record keys this task reads, by field name (for messages and key-clash checks)."""
+        return {name: value for name, value in self.__dict__.items()
+                if name.endswith("_key") and isinstance(value, str)}
+
+    @model_validator(mode="after")
+    def _distinct_keys(self) -> "_InstructedTask":
+        seen: dict[str, str] = {}
+        for name, value in self.keys().items():
+            if value in seen:
+                raise ValueError(f"task.{seen[value]} and task.{name} both name the key {value!r}: "
+                                 "each must name a different key")
+            seen[value] = name
+        return self
+
+
+def _check_labels(labels: list[str] | None) -> list[str] | None:
+    if labels is None:
+        return None
+    clean = [label.strip() for label in labels]
+    if any(not label for label in clean):
+        raise ValueError("task.labels has an empty label")
+    dupes = sorted({label for label in clean if clean.count(label) > 1})
+    if dupes:
+        raise ValueError(f"task.labels lists {', '.join(dupes)} more than once")
+    return clean
+
+
+class ClassificationTask(_InstructedTask):
+    """Text (or text-pair) classification: `{"sentence1": "...", ["sentence2": "...",] "label": "..."}`.
+
+    Labels come from `labels` when given (integer labels index into it, any other value is an error),
+    else from the training data."""
+
+    type: Literal["classification"] = "classification"
+    sentence1_key: str = Field("sentence1", min_length=1)
+    sentence2_key: str | None = Field(None, min_length=1, description="Second text of a pair (e.g. NLI, paraphrase).")
+    label_key: str = Field("label", min_length=1)
+    labels: list[str] | None = Field(None, min_length=2, description="The label set; default: the training data's.")
+    head: Literal["generative", "classifier"] = Field(
+        "generative", description="generative: the label is the answer text; classifier: a sequence-classification head.")
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: list[str] | None) -> list[str] | None:
+        return _check_labels(value)
+
+
+class NerTask(_InstructedTask):
+    """Named-entity recognition with BIO tags: `{"tokens": ["John", "lives", ...], "ner_tags": ["B-PER", "O", ...]}`.
+
+    Generative mode answers `PER: John Smith; LOC: Paris` (or `none`); a classifier head tags each word.
+    `labels` lists the tag names (`O`, `B-PER`, `I-PER`, ...): integer tags index into it."""
+
+    type: Literal["ner"] = "ner"
+    token_key: str = Field("tokens", min_length=1)
+    tag_key: str = Field("ner_tags", min_length=1)
+    labels: list[str] | None = Field(None, min_length=2, description="BIO tag names; default: the training data's.")
+    head: Literal["generative", "classifier"] = Field(
+        "generative", description="generative: entities as answer text; classifier: a token-classification head.")
+
+    @field_validator("labels")
+    @classmethod
+    def _bio_labels(cls, value: list[str] | None) -> list[str] | None:
+        value = _check_labels(value)
+        if value is None:
+            return None
+        bad = [tag for tag in value if not BIO_TAG.match(tag)]
+        if bad:
+            raise ValueError(f"task.labels must be BIO tags (O, B-TYPE, I-TYPE); not BIO: {', '.join(bad)}")
+        if "O" not in value:
+            raise ValueError("task.labels must include the outside tag O")
+        return value
+
+    def entity_types(self) -> list[str]:
+        return sorted({tag[2:] for tag in self.labels or [] if tag != "O"})
+
+
+class QaTask(_InstructedTask):
+    """Extractive/grounded question answering: `{"question": ..., "context": ..., "answer": ...}`.
+
+    The answer is a string, a list of strings, or SQuAD's `{"text": [...], "answer_start": [...]}`;
+    the first answer is learned and is the reference."""
+
+    type: Literal["qa"] = "qa"
+    question_key: str = Field("question", min_length=1)
+    context_key: str = Field("context", min_length=1)
+    answer_key: str = Field("answer", min_length=1)
+
+
+class TranslationTask(_InstructedTask):
+    """Translation: `{"en": "...", "fr": "..."}` (or Hugging Face's `{"translation": {"en": ..., "fr": ...}}`)."""
+
+    type: Literal["translation"] = "translation"
+    source_lang: str = Field(..., min_length=1, description="Key (language code) of the source text, e.g. en.")
+    target_lang: str = Field(..., min_length=1, description="Key (language code) of the target text, e.g. fr.")
+
+    @model_validator(mode="after")
+    def _languages_differ(self) -> "TranslationTask":
+        if self.source_lang == self.target_lang:
+            raise ValueError("task.source_lang and task.target_lang must differ")
+        return self
+
+    def keys(self) -> dict[str, str]:
+        return {"source_lang": self.source_lang, "target_lang": self.target_lang}
+
+
+class SummarizationTask(_InstructedTask):
+    """Summarization: `{"document": "...", "summary": "..."}`."""
+
+    type: Literal["summarization"] = "summarization"
+    document_key: str = Field("document", min_length=1)
+    summary_key: str = Field("summary", min_length=1)
+
+
+TaskSpec = Annotated[
+    Union[ChatTask, CompletionTask, ClassificationTask, NerTask, QaTask, TranslationTask, SummarizationTask],
+    Field(discriminator="type"),
+]
+TASK_CLASSES = (ChatTask, CompletionTask, ClassificationTask, NerTask, QaTask, TranslationTask, SummarizationTask)
+TASK_TYPES = tuple(cls.model_fields["type"].default for cls in TASK_CLASSES)
+
+
+def uses_head(task) -> bool:
+    """Does this task train a classification head instead of generating its answer?"""
+    return getattr(task, "head", "generative") == "classifier"
+
+
+def task_conflicts(recipe) -> list[str]:
+    """Cross-section rules of the task (the Recipe validator joins them into one error)."""
+    task, problems = recipe.task, []
+    if uses_head(task):
+        if recipe.train.packing:
+            problems.append(f"task.head: classifier cannot use train.packing (each {task.type} example needs its own "
+                            "row): set train.packing: false, or task.head: generative")
+        if recipe.method.type not in HEAD_METHODS:
+            problems.append(f"task.head: classifier supports method.type {', '.join(HEAD_METHODS)}, not "
+                            f"{recipe.method.type!r}: change the method, or use task.head: generative")
+    return problems

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from phitune.errors import Problem, SubmitError
 from phitune.targets.azure_errors import azure_call
+from phitune.targets.handles import status_text
 
 
 def registered_model(ml_client, job_name: str):
     """The workspace model a completed fine-tuning job registered (its `registered_model` output)."""
     with azure_call(f"getting job {job_name}"):
         job = ml_client.jobs.get(job_name)
-    if str(job.status) != "Completed":
+    if status_text(job.status) != "Completed":
         raise SubmitError(f"job {job_name} has not completed (status {job.status})", [Problem(
             job_name, "only a completed fine-tuning job has a model to deploy",
             f"wait for it: phitune status {job_name}")])

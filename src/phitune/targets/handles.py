@@ -10,6 +10,11 @@ from pathlib import Path
 from phitune.targets.base import TERMINAL_STATUSES
 
 
+def status_text(status) -> str:
+    """'Completed', not 'JobStatus.COMPLETED' (azure-ai-ml returns an enum for some job types)."""
+    return str(getattr(status, "value", status))
+
+
 def _copy_tree(source: Path, directory: str | Path) -> Path:
     dest = Path(directory)
     if dest.resolve() == source.resolve():
@@ -92,7 +97,7 @@ class AzureJobHandle:
         with azure_call(f"getting job {self.name}"):
             job = self.ml_client.jobs.get(self.name)
         self.studio_url = getattr(job, "studio_url", None) or self.studio_url
-        return str(job.status)
+        return status_text(job.status)
 
     def wait(self, timeout: float | None = None) -> str:
         deadline = None if timeout is None else time.monotonic() + timeout

@@ -48,7 +48,7 @@ class LocalPipelineRunner:
         out = Path(self.output_dir or default_output_dir(recipe.name, self.name)).resolve()
         out.mkdir(parents=True, exist_ok=True)
         resolved = write_resolved(recipe, out / "resolved_recipe.json")
-        doc = build_pipeline_document(recipe, resolved, pipeline_path(self.spec.pipeline), self.spec)
+        doc = build_pipeline_document(recipe, resolved, pipeline_path(self.spec.pipeline), self.spec, out)
         job_file = out / "job.yml"
         job_file.write_text(yaml.safe_dump(doc.data, sort_keys=False, width=120))
         pipeline = load_pipeline(job_file, doc.data)

@@ -49,7 +49,7 @@ class MaapRunner:
 
         out.mkdir(parents=True, exist_ok=True)
         resolved = write_resolved(recipe, out / "resolved_recipe.json")
-        doc = build_pipeline_document(recipe, resolved, pipeline_path(self.spec.pipeline), self.spec)
+        doc = build_pipeline_document(recipe, resolved, pipeline_path(self.spec.pipeline), self.spec, out)
         doc.data["name"] = job_name(recipe.name)
         job_file = out / "job.yml"
         job_file.write_text(yaml.safe_dump(doc.data, sort_keys=False, width=120))
@@ -78,6 +78,9 @@ class MaapRunner:
 
 def load_pipeline_job(job_file: Path):
     """`load_job` + client-side validation; problems leave as one SubmitError naming the YAML keys."""
+    from phitune.targets.workspace import quiet_azure_logs
+
+    quiet_azure_logs()
     from azure.ai.ml import load_job
 
     from phitune.targets.azure_errors import azure_call

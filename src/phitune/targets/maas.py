@@ -47,7 +47,11 @@ class MaasRunner:
 
     def model_uri(self, recipe) -> tuple[str | None, list[Problem]]:
         field = "target.model" if self.spec.model else "model.name"
-        return rules.resolve_model(self.spec.model or recipe.model.name, field)
+        uri, problems = rules.resolve_model(self.spec.model or recipe.model.name, field)
+        if problems and not self.spec.model:
+            problems = [Problem(p.location, p.message, f"set target.model (e.g. --set target.model="
+                                f"{rules.SERVERLESS_MODELS[0]}) or model.name; {p.fix}") for p in problems]
+        return uri, problems
 
     def check(self, recipe) -> list[Problem]:
         _, problems = self.model_uri(recipe)
@@ -64,6 +68,9 @@ class MaasRunner:
 
     def build(self, recipe, out: Path):
         """(job, notes): the CustomModelFineTuningJob exactly as it would be submitted; writes job.yml."""
+        from phitune.targets.workspace import quiet_azure_logs
+
+        quiet_azure_logs()
         from azure.ai.ml.finetuning import create_finetuning_job
 
         uri, problems = self.model_uri(recipe)

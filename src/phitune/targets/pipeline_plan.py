@@ -42,8 +42,10 @@ class PipelineDocument:
     nodes: dict[str, str] = field(default_factory=dict)  # component name -> job name in the pipeline
 
 
-def build_pipeline_document(recipe, resolved_recipe: Path, pipeline_file: Path, target) -> PipelineDocument:
-    """`target` is a MaapTarget (compute, nodes, environment, tags) or a LocalPipelineTarget."""
+def build_pipeline_document(recipe, resolved_recipe: Path, pipeline_file: Path, target,
+                            out: Path | None = None) -> PipelineDocument:
+    """`target` is a MaapTarget (compute, nodes, environment, tags) or a LocalPipelineTarget.
+    `out` is where derived files go (a finetune component with another environment)."""
     data = copy.deepcopy(read_yaml(pipeline_file))
     pipeline = load_pipeline(pipeline_file, data)
     doc = PipelineDocument(data)
@@ -84,7 +86,7 @@ def build_pipeline_document(recipe, resolved_recipe: Path, pipeline_file: Path, 
     data["experiment_name"] = getattr(target, "experiment", None) or recipe.tracking.experiment
     data["tags"] = {**(data.get("tags") or {}), **run_tags(recipe), **(getattr(target, "tags", None) or {})}
     if getattr(target, "type", None) == "maap":
-        _apply_maap(target, pipeline, data)
+        _apply_maap(target, pipeline, data, out or resolved_recipe.parent)
     return doc
 
 
@@ -140,18 +142,33 @@ def _bind_model(recipe, pipeline, data: dict, doc: PipelineDocument) -> None:
         doc.notes.append("finetune writes merged/ (merge: true) so that evaluate needs no base model input")
 
 
-def _apply_maap(target, pipeline, data: dict) -> None:
+def _apply_maap(target, pipeline, data: dict, out: Path) -> None:
     data.setdefault("settings", {})["default_compute"] = f"azureml:{target.compute}"
-    node = data["jobs"][pipeline.node_for_component(FINETUNE).name]
+    finetune = pipeline.node_for_component(FINETUNE)
+    node = data["jobs"][finetune.name]
     resources = node.setdefault("resources", {})
     resources["instance_count"] = target.instance_count
     if target.instance_type:
         resources["instance_type"] = target.instance_type
     node["distribution"] = {"type": "pytorch", "process_count_per_instance": target.processes_per_instance}
     if target.environment:
-        node["environment"] = target.environment
+        # azure-ai-ml drops `environment:` on a component node when it builds the REST body, so the
+        # override goes into a copy of the component (same command, code and inputs).
+        node["component"] = str(_component_with_environment(finetune.component, target.environment, out))
     if target.cpu_compute:
         for component in (VALIDATE, EVALUATE):
             step = pipeline.node_for_component(component)
             if step is not None:
                 data["jobs"][step.name]["compute"] = f"azureml:{target.cpu_compute}"
+
+
+def _component_with_environment(component, environment: str, out: Path) -> Path:
+    import yaml
+
+    data = copy.deepcopy(component.data)
+    data["environment"] = environment
+    data["code"] = str(component.code_dir)
+    path = out / "components" / component.path.name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False, width=120))
+    return path

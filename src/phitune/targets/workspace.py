@@ -76,7 +76,7 @@ def make_credential():
 
 def make_ml_client(spec=None, credential=None, **client_options):
     """An `MLClient` for the workspace (see module doc). `client_options` override RETRY_POLICY."""
-    _quiet_azure_loggers()
+    quiet_azure_logs()
     ref = require_workspace(spec)
     from azure.ai.ml import MLClient
 
@@ -107,9 +107,12 @@ def _looks_like_workspace_config(path: Path) -> bool:
     return isinstance(data, dict) and "workspace_name" in data
 
 
-def _quiet_azure_loggers() -> None:
-    """Azure's INFO logs name every request; phitune prints its own summary instead."""
-    for name in ("azure", "azure.ai.ml", "azure.identity", "azure.core.pipeline.policies.http_logging_policy"):
+def quiet_azure_logs() -> None:
+    """Azure's INFO logs name every request, and azure-ai-ml warns about every experimental class and
+    anonymous asset name; phitune prints its own summary instead."""
+    for name in ("azure", "azure.identity", "azure.core.pipeline.policies.http_logging_policy"):
         logger = logging.getLogger(name)
         if logger.level == logging.NOTSET or logger.level < logging.WARNING:
             logger.setLevel(logging.WARNING)
+    for name in ("azure.ai.ml._utils._experimental", "azure.ai.ml._schema"):
+        logging.getLogger(name).setLevel(logging.ERROR)

@@ -1,0 +1,58 @@
+"""QLoRA must save memory for real: peak RSS of a QLoRA nf4 run vs a LoRA run on the same model.
+
+Builds an ~814 M-parameter Phi-3-architecture model once (`phitune tiny-model --hidden 2048
+--layers 12`, cached under $PHITUNE_CACHE/bench/ or ~/.cache/phitune/bench/), then trains a few steps
+with each method in its own fresh process (phitune.estimate.measure: load_trainable_model + the
+training loop's loss and optimizer) and prints both peaks and their ratio. Target: ratio <= 0.5.
+
+    .venv/bin/python benchmarks/qlora_memory.py [--hidden 2048 --layers 12 --batch 2 --seq 64 --steps 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hidden", type=int, default=2048)
+    parser.add_argument("--layers", type=int, default=12)
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--seq", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--methods", default="lora,qlora", help="comma-separated method.type values")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON too")
+    args = parser.parse_args(argv)
+
+    from phitune.estimate.measure import measure_training_peak
+    from phitune.models.tiny import TinySpec, build_tiny_model, cache_dir
+    from phitune.recipe import load_recipe
+
+    path = cache_dir() / "bench" / f"phi3-h{args.hidden}-l{args.layers}"
+    if not (path / "phitune_tiny.json").is_file():
+        print(f"building {path} (once) ...", flush=True)
+        build_tiny_model(path, TinySpec(hidden=args.hidden, layers=args.layers, heads=max(4, args.hidden // 128)))
+    results = {}
+    for method in args.methods.split(","):
+        recipe = load_recipe({"data": {"train": "unused.jsonl"}, "model": str(path), "tracking": "none",
+                              "method": {"type": method}})
+        started = time.perf_counter()
+        results[method] = measure_training_peak(recipe, args.batch, args.seq, args.steps)
+        results[method]["seconds"] = round(time.perf_counter() - started, 1)
+        r = results[method]
+        print(f"{method:>6}: peak RSS {r['peak_rss'] / 1e9:.2f} GB (runtime {r['baseline_rss'] / 1e9:.2f} GB, after load "
+              f"{r['loaded_rss'] / 1e9:.2f} GB), trainable {r['trainable_params']:,}, loss {r['losses'][0]:.3f} -> "
+              f"{r['losses'][-1]:.3f}, {r['seconds']} s", flush=True)
+    if "lora" in results and "qlora" in results:
+        ratio = results["qlora"]["peak_rss"] / results["lora"]["peak_rss"]
+        print(f"QLoRA nf4 / LoRA peak RSS: {ratio:.2f} (target <= 0.50: {'met' if ratio <= 0.5 else 'NOT met'})")
+    if args.json:
+        print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,4 @@
+"""Formatters for the tasks beyond chat and completion, one module per task. Importing this package
+registers them with `phitune.data.tasks.register_task` (phitune.data.tasks imports it at the end)."""
+
+from phitune.data.task_formats import classification, ner, qa, summarization, translation  # noqa: F401

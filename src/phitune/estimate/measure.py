@@ -1,0 +1,84 @@
+"""Peak resident memory of real training steps, measured in a fresh process.
+
+`measure_training_peak(recipe, batch, seq)` writes the resolved recipe to a temp file and runs
+`python -m phitune.estimate.measure` on it: load the model through `load_trainable_model` (exactly
+what `phitune train` does), then run `steps` optimizer steps on a fixed random batch of `batch` rows
+of `seq` tokens, every token a label. The child reports its RSS after imports (the runtime baseline),
+after loading the model, and its peak (`ru_maxrss`, which counts file-backed pages too), in bytes.
+Used by benchmarks/qlora_memory.py, benchmarks/estimate_accuracy.py and the tests; a fresh process
+per measurement because a peak can only go up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+
+def measure_training_peak(recipe, batch: int, seq: int, steps: int = 2, timeout: int = 1800) -> dict:
+    """{"baseline_rss", "loaded_rss", "peak_rss", "trainable_params", "losses"} of a fresh training process."""
+    from phitune.errors import Problem, TrainError
+    from phitune.recipe.load import write_resolved
+
+    with tempfile.TemporaryDirectory(prefix="phitune-measure-") as tmp:
+        path = write_resolved(recipe, Path(tmp) / "resolved_recipe.json")
+        env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+        proc = subprocess.run([sys.executable, "-m", "phitune.estimate.measure", str(path), str(batch), str(seq),
+                               str(steps)], capture_output=True, text=True, timeout=timeout, env=env)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise TrainError("the measuring process failed", [Problem("measure", tail)])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _rss() -> int:
+    import psutil
+
+    return psutil.Process().memory_info().rss
+
+
+def _peak_rss() -> int:
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB on Linux
+
+
+def _child(recipe_path: str, batch: int, seq: int, steps: int) -> dict:
+    import torch
+    import transformers  # noqa: F401  (the runtime a training process has loaded)
+    import peft  # noqa: F401
+
+    from phitune.models.build import load_trainable_model
+    from phitune.recipe.load import load_recipe
+    from phitune.train.loss import token_loss_sum
+    from phitune.train.optim import make_optimizer
+
+    recipe = load_recipe(recipe_path)
+    baseline = _rss()
+    torch.manual_seed(recipe.train.seed)
+    model = load_trainable_model(recipe)
+    loaded = _rss()
+    vocab = model.get_input_embeddings().num_embeddings
+    ids = torch.randint(0, vocab, (batch, seq), generator=torch.Generator().manual_seed(0))
+    rows = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids.clone()}
+    optimizer = make_optimizer(model, recipe.train)
+    losses = []
+    for _ in range(steps):
+        loss, count = token_loss_sum(model, rows)
+        (loss / count).backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(float(loss) / count)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"baseline_rss": baseline, "loaded_rss": loaded, "peak_rss": _peak_rss(), "trainable_params": trainable,
+            "losses": losses}
+
+
+if __name__ == "__main__":
+    path, b, s, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    print(json.dumps(_child(path, b, s, n)))

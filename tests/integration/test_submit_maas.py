@@ -1,0 +1,112 @@
+"""maas (serverless fine-tuning) submissions through the real azure-ai-ml code path, HTTP faked."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import responses
+
+import phitune
+from conftest import EXAMPLES
+from fake_azure import BLOB, FakeAzure, ml_client
+from phitune.errors import SubmitError
+from phitune.recipe import load_recipe
+from phitune.recipe.target import MaasTarget
+
+RECIPE = EXAMPLES / "recipes" / "tiny-lora.yaml"
+PHI3 = "azureml://registries/azureml/models/Phi-3-mini-4k-instruct/versions/14"
+
+
+def _recipe(*overrides):
+    return load_recipe(RECIPE, overrides=["train.epochs=2", "train.lr=5e-5", "train.batch_size=4", *overrides])
+
+
+def test_maas_submit_sends_a_custom_finetuning_job_with_task_model_data_and_hyperparameters(tmp_path):
+    target = MaasTarget(model=PHI3, output_model_name="phi3-reviews", experiment="exp-maas")
+    with FakeAzure() as az:
+        handle = phitune.submit(_recipe(), target=target, ml_client=ml_client(), output_dir=tmp_path / "out")
+    (body,) = az.job_bodies()
+    props = body["properties"]
+    assert props["jobType"] == "FineTuning" and props["experimentName"] == "exp-maas"
+    details = props["fineTuningDetails"]
+    assert details["modelProvider"] == "Custom"
+    assert details["taskType"] == "chatCompletion"
+    assert details["model"] == {"uri": PHI3, "jobInputType": "mlflow_model"}
+    assert details["trainingData"]["uri"].endswith("/reviews-train.jsonl")
+    assert details["validationData"]["uri"].endswith("/reviews-heldout.jsonl")
+    assert details["hyperParameters"] == {"num_train_epochs": "2", "learning_rate": "5e-05",
+                                          "per_device_train_batch_size": "4"}
+    assert props["outputs"]["registered_model"]["assetName"] == "phi3-reviews"
+    uploaded = {url.split("?")[0].rsplit("/", 1)[-1] for m, url, _ in az.calls if m == "PUT" and url.startswith(BLOB)}
+    assert {"reviews-train.jsonl", "reviews-heldout.jsonl"} <= uploaded
+    assert f"/jobs/{handle.id}?" in az.requests_to("PUT", "/jobs/")[0][1]
+
+
+def test_maas_without_validation_data_sends_a_seeded_split_of_the_training_file(tmp_path):
+    recipe = _recipe("data.validation=null", "target.type=maas", "target.model=Phi-3.5-mini-instruct")
+    with FakeAzure() as az:
+        phitune.submit(recipe, ml_client=ml_client(), output_dir=tmp_path / "out")
+    details = az.job_bodies()[0]["properties"]["fineTuningDetails"]
+    assert details["model"]["uri"] == "azureml://registries/azureml/models/Phi-3.5-mini-instruct/labels/latest"
+    train = (tmp_path / "out" / "maas-data" / "train.jsonl").read_text().splitlines()
+    held = (tmp_path / "out" / "maas-data" / "validation.jsonl").read_text().splitlines()
+    original = [line for line in (EXAMPLES / "data" / "reviews-train.jsonl").read_text().splitlines() if line.strip()]
+    assert len(held) == round(len(original) * 0.1) and sorted(train + held) == sorted(original)
+    assert details["validationData"]["uri"].endswith("/validation.jsonl")
+    assert details["trainingData"]["uri"].endswith("/train.jsonl")
+
+
+def test_maas_dry_run_makes_no_http_call_and_its_body_is_what_a_submit_sends(tmp_path):
+    target = MaasTarget(model=PHI3)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        dry = phitune.submit(_recipe(), target=target, dry_run=True, output_dir=tmp_path / "dry")
+        assert len(mock.calls) == 0
+    with FakeAzure() as az:
+        phitune.submit(_recipe(), target=target, ml_client=ml_client(), output_dir=tmp_path / "real")
+    sent = az.job_bodies()[0]["properties"]
+    expected = json.loads((tmp_path / "dry" / "request.json").read_text())["body"]["properties"]
+    sent.pop("properties"), expected.pop("properties")  # git properties azure-ai-ml adds at send time
+    sent["tags"].pop("phitune.recipe_hash"), expected["tags"].pop("phitune.recipe_hash")
+    assert sent == expected and dry.status() == "DryRun"
+
+
+def test_maas_job_yaml_loads_with_azure_ai_ml_into_the_same_job(tmp_path):
+    from azure.ai.ml import load_job
+
+    from phitune.targets.dry_run import finetuning_request
+
+    phitune.submit(_recipe(), target=MaasTarget(model=PHI3), dry_run=True, output_dir=tmp_path / "dry")
+    reloaded = finetuning_request(load_job(tmp_path / "dry" / "job.yml"), None)
+    written = json.loads((tmp_path / "dry" / "request.json").read_text())
+    assert reloaded["body"] == written["body"]
+
+
+@pytest.mark.parametrize("overrides, location, words", [
+    (["method={type: full}"], "method.type", "LoRA adapters only"),
+    (["method.type=dora"], "method.type", "DoRA"),
+    (["train.max_steps=10"], "train.max_steps", "whole epochs"),
+    (["train.epochs=1.5"], "train.epochs", "whole epochs"),
+    (["target.model=Phi-3-vision-128k-instruct"], "target.model", "not a model serverless fine-tuning accepts"),
+    (["target.model=azureml://registries/azureml/models/Llama-2-7b/versions/1"], "target.model", "not offered"),
+])
+def test_maas_preflight_refuses_what_the_service_cannot_do_with_the_reason(overrides, location, words):
+    recipe = _recipe("target.type=maas", "target.model=Phi-4-mini-instruct", *overrides)
+    with pytest.raises(SubmitError) as err:
+        phitune.submit(recipe, dry_run=True)
+    assert any(p.location == location and words in p.message for p in err.value.problems), err.value
+
+
+def test_maas_preflight_reports_bad_records_as_file_and_line(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    good = json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]})
+    bad.write_text("\n".join([good, "{not json", json.dumps({"messages": [{"role": "bot", "content": "x"}]}),
+                              json.dumps({"messages": [{"role": "user", "content": "only a question"}]})]) + "\n")
+    recipe = _recipe("target.type=maas", "target.model=Phi-4-mini-instruct", f"data.train={bad}")
+    with pytest.raises(SubmitError) as err:
+        phitune.submit(recipe, dry_run=True)
+    locations = {p.location: p.message for p in err.value.problems}
+    assert "not valid JSON" in locations[f"{bad}:2"]
+    assert "role" in locations[f"{bad}:3"]
+    assert "assistant" in locations[f"{bad}:4"]
+    assert f"{bad}:1" not in locations
