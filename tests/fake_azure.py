@@ -162,7 +162,7 @@ class FakeAzure:
         model = re.fullmatch(r"/models/([^/]+)/versions(/[^/]+)?", rel)
         if model and method == "GET":
             version = {"id": f"{ws_id}/models/{model.group(1)}/versions/3", "name": "3",
-                       "properties": {"modelType": "mlflow_model", "modelUri": "azureml://x"}}
+                       "properties": {"modelType": "mlflow_model", "modelUri": "azureml://x", "flavors": {}}}
             return _json(200, {"value": [version]} if model.group(2) is None else version)
         endpoint = re.fullmatch(r"/serverlessEndpoints/([^/]+)", rel)
         if endpoint and method in ("PUT", "GET"):

@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "load_recipe": ("phitune.recipe.load", "load_recipe"),
     "Recipe": ("phitune.recipe.schema", "Recipe"),
-    "train": ("phitune.train.run", "train"),
+    "train": ("phitune.train", None),  # the callable package, see phitune/train/__init__.py
     "RunResult": ("phitune.train.run", "RunResult"),
     "submit": ("phitune.targets.submit", "submit"),
 }
@@ -31,5 +31,6 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         module, attr = _LAZY[name]
-        return getattr(importlib.import_module(module), attr)
+        loaded = importlib.import_module(module)
+        return loaded if attr is None else getattr(loaded, attr)
     raise AttributeError(f"module 'phitune' has no attribute {name!r}")

@@ -56,6 +56,15 @@ def evaluate_generations(model, tokenizer, task_type: str, records: Sequence, ma
     return EvalResult(metrics, rows)
 
 
+def loss_batches(examples: Sequence, pad_id: int, batch_size: int, max_seq_len: int) -> list:
+    """Padded batches of similar-length examples for loss evaluation (order is irrelevant to a sum)."""
+    from phitune.data import collate, plan_batches
+
+    plan = plan_batches([len(e) for e in examples], batch_size, seed=0, epoch=0, group_by_length=True,
+                        packing=False, max_seq_len=max_seq_len)
+    return [collate([examples[i] for i in b], pad_id, packing=False) for b in plan]
+
+
 def loss_metrics(model, batches: list) -> dict[str, float | None]:
     """Mean token loss and perplexity over collated batches (empty dict when there are none)."""
     from phitune.train.loss import evaluate_loss

@@ -18,7 +18,12 @@ CHECKPOINTING_KWARGS = {"use_reentrant": False}
 def load_trainable_model(recipe: "Recipe"):
     """The base model named by `recipe.model`, adapted by `recipe.method`, in train mode."""
     from phitune.models.adapters import apply_method
+    from phitune.recipe.task import uses_head
 
+    if uses_head(recipe.task):  # task.head: classifier -> a sequence/token-classification model
+        from phitune.models.heads import load_trainable_head_model
+
+        return load_trainable_head_model(recipe)
     model = load_base_for_method(recipe)
     model = prepare_for_training(model, recipe)
     model = apply_method(model, recipe.method)

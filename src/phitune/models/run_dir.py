@@ -40,7 +40,10 @@ def load_for_inference(path: str | Path, prefer_merged: bool = True):
 
     A run folder gives merged/ (if present and preferred), else model/, else base + adapter/.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
+
+    from phitune.models.heads import auto_class_for_folder
+    from phitune.recipe.task import uses_head
 
     path = Path(path)
     if not path.exists():
@@ -51,19 +54,25 @@ def load_for_inference(path: str | Path, prefer_merged: bool = True):
                 f"{path} is neither a phitune run nor a model folder",
                 [Problem(str(path), f"no {RESOLVED} and no config.json", "pass a run folder written by `phitune train`")],
             )
-        model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True)
+        model = auto_class_for_folder(path).from_pretrained(path, use_safetensors=True)
         return model.eval(), AutoTokenizer.from_pretrained(path)
     tokenizer = AutoTokenizer.from_pretrained(path / TOKENIZER)
     for folder in ([MERGED] if prefer_merged else []) + [FULL_MODEL]:
         if (path / folder / "config.json").is_file():
-            model = AutoModelForCausalLM.from_pretrained(path / folder, use_safetensors=True)
+            model = auto_class_for_folder(path / folder).from_pretrained(path / folder, use_safetensors=True)
             return model.eval(), tokenizer
     if (path / ADAPTER / "adapter_config.json").is_file():
         from peft import PeftModel
 
         from phitune.models.loader import load_base_model
 
-        base = load_base_model(run_recipe(path).model)
+        recipe = run_recipe(path)
+        if uses_head(recipe.task):  # the adapter holds the trained head (modules_to_save)
+            from phitune.models.heads import load_head_base
+
+            base = load_head_base(recipe)
+        else:
+            base = load_base_model(recipe.model)
         model = PeftModel.from_pretrained(base, path / ADAPTER)
         return model.eval(), tokenizer
     raise ModelError(

@@ -6,6 +6,7 @@ what reaches here has already been retried. Every message passes through `redact
 
 from __future__ import annotations
 
+import logging
 import re
 from contextlib import contextmanager
 from typing import Iterator
@@ -49,6 +50,23 @@ def redact(text: str) -> str:
     for pattern, replacement in _SECRETS:
         text = pattern.sub(replacement, text)
     return text
+
+
+def install_log_redaction() -> None:
+    """Redact every log message in this process (azure-ai-ml's telemetry logs whole error bodies,
+    SAS URLs included, at ERROR level). Idempotent."""
+    if getattr(logging, "_phitune_redacting", False):
+        return
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args, **kwargs):
+        record = previous(*args, **kwargs)
+        original = record.getMessage
+        record.getMessage = lambda: redact(original())
+        return record
+
+    logging.setLogRecordFactory(factory)
+    logging._phitune_redacting = True  # type: ignore[attr-defined]
 
 
 def to_submit_error(exc: BaseException, action: str) -> SubmitError:

@@ -19,7 +19,8 @@ from phitune.errors import Problem, SubmitError
 
 ENV_VARS = ("AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "AZUREML_WORKSPACE_NAME")
 # azure-core RetryPolicy settings (passed through MLClient to every service client).
-RETRY_POLICY = {"retry_total": 5, "retry_backoff_factor": 0.8, "retry_backoff_max": 60}
+RETRY_POLICY = {"retry_total": 5, "retry_status": 5, "retry_connect": 3, "retry_read": 3,
+                "retry_backoff_factor": 0.8, "retry_backoff_max": 60}
 
 
 @dataclass(frozen=True)
@@ -109,10 +110,14 @@ def _looks_like_workspace_config(path: Path) -> bool:
 
 def quiet_azure_logs() -> None:
     """Azure's INFO logs name every request, and azure-ai-ml warns about every experimental class and
-    anonymous asset name; phitune prints its own summary instead."""
-    for name in ("azure", "azure.identity", "azure.core.pipeline.policies.http_logging_policy"):
+    anonymous asset name; phitune prints its own summary instead. Log messages are redacted."""
+    from phitune.targets.azure_errors import install_log_redaction
+
+    install_log_redaction()
+    for name in ("azure", "azure.core.pipeline.policies.http_logging_policy"):
         logger = logging.getLogger(name)
         if logger.level == logging.NOTSET or logger.level < logging.WARNING:
             logger.setLevel(logging.WARNING)
-    for name in ("azure.ai.ml._utils._experimental", "azure.ai.ml._schema"):
+    # azure.identity logs the whole credential chain at WARNING; phitune's error says what to do.
+    for name in ("azure.ai.ml._utils._experimental", "azure.ai.ml._schema", "azure.identity"):
         logging.getLogger(name).setLevel(logging.ERROR)

@@ -61,6 +61,7 @@ def train(recipe, output_dir: str | os.PathLike, *, resume: bool = False, callba
     (after saving a checkpoint).
     """
     from phitune.data import collate, load_eval_records, load_examples, plan_batches
+    from phitune.evaluate.run import loss_batches
     from phitune.models.adapters import apply_method
     from phitune.models.loader import load_base_model, load_tokenizer
     from phitune.recipe.load import write_resolved
@@ -89,9 +90,7 @@ def train(recipe, output_dir: str | os.PathLike, *, resume: bool = False, callba
     lengths = [len(e) for e in train_examples]
     plan_epoch = partial(plan_batches, lengths, spec.batch_size, seed=spec.seed, group_by_length=spec.group_by_length,
                          packing=spec.packing, max_seq_len=spec.max_seq_len)
-    eval_plan = plan_batches([len(e) for e in eval_examples], spec.batch_size, seed=spec.seed, epoch=0,
-                             group_by_length=True, packing=False, max_seq_len=spec.max_seq_len)
-    eval_batches = [collate([eval_examples[i] for i in b], pad_id, packing=False) for b in eval_plan]
+    eval_batches = loss_batches(eval_examples, pad_id, spec.batch_size, spec.max_seq_len)
     optimizer = make_optimizer(model, spec)
     steps = total_steps(spec, len(plan_epoch(epoch=0)))
     scheduler = make_scheduler(optimizer, spec, steps)
