@@ -26,11 +26,15 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/phitune train examples/recipes/tiny-lora.yaml --output runs/demo
 
-test: $(STAMP)
+test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# Azure ML YAMLs (components/, environments/, aml/): what azure-ai-ml accepts offline but Azure rejects.
+lint: $(STAMP)
+	$(BIN)/phitune lint components environments aml
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/train_throughput.py

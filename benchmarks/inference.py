@@ -32,16 +32,28 @@ def main() -> int:
     parser.add_argument("--tokens", type=int, default=64, help="new tokens per generation (default 64)")
     parser.add_argument("--repeats", type=int, default=3, help="timed passes over the prompt set (default 3)")
     parser.add_argument("--out", default="benchmarks/results/inference.json", help="where to write the JSON results")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="threads for both PyTorch and ONNX Runtime (default 1: equal footing, and robust on a "
+                             "shared machine where 2 spinning threads per framework oversubscribe the cores); 0 = "
+                             "each library's default")
     parser.add_argument("--workdir", default=None, help="keep models and exports here (default: a temp dir)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     sizes = args.size or ["tiny", "512x4"]
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="phitune-bench-"))
-    results = {"machine": _machine(), "tokens": args.tokens, "repeats": args.repeats, "models": []}
+    from phitune.export.layout import PARITY_PROMPTS
+
+    results = {"machine": _machine(), "threads": args.threads or "library defaults", "tokens": args.tokens,
+               "repeats": args.repeats,
+               "prompts": len(PARITY_PROMPTS), "models": []}
     for size in sizes:
         print(f"== {size}", flush=True)
-        results["models"].append(bench_size(size, work, args.tokens, args.repeats))
+        results["models"].append(bench_size(size, work, args.tokens, args.repeats, args.threads or None))
     print_table(results)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -50,7 +62,7 @@ def main() -> int:
     return 0
 
 
-def bench_size(size: str, work: Path, tokens: int, repeats: int) -> dict:
+def bench_size(size: str, work: Path, tokens: int, repeats: int, threads: int | None) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from phitune.export.layout import PARITY_PROMPTS, chat_messages
@@ -73,7 +85,7 @@ def bench_size(size: str, work: Path, tokens: int, repeats: int) -> dict:
         if not (out / "export_report.json").is_file():
             export_onnx(model_dir, precision, out, progress=False)
         report = json.loads((out / "export_report.json").read_text())
-        chat_model = OnnxChatModel(out)
+        chat_model = OnnxChatModel(out, threads=threads)
         timing = _time(lambda ids: chat_model.greedy_tokens(ids, tokens, min_new_tokens=tokens), prompts, tokens, repeats)
         genai = report["parity"]["genai"]
         timing["parity"] = {"max_abs_diff": genai["max_abs_diff"], "token_agreement": genai["token_agreement"],
@@ -136,7 +148,8 @@ def _machine() -> dict:
 
 
 def print_table(results: dict) -> None:
-    print(f"\ngreedy {results['tokens']} new tokens, {results['repeats']} x {len(results['models'][0]) and 3} prompts")
+    print(f"\ngreedy {results['tokens']} new tokens, {results['repeats']} x {results['prompts']} prompts, "
+          f"threads {results['threads']}, tokens/s")
     print(f"{'model':<10} {'params':>8} {'pytorch':>10} {'ort fp32':>10} {'ort int4':>10} {'fp32 x':>7} {'int4 x':>7}")
     for row in results["models"]:
         print(f"{row['size']:<10} {row['params_m']:>7}M {row['pytorch_eager']['tokens_per_s']:>10} "

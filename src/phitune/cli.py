@@ -17,6 +17,9 @@ from phitune.errors import PhituneError
 COMMAND_MODULES = [
     "validate",
     "recipe_cmd",
+    "train_cmd",
+    "generate",
+    "eval_cmd",
     "data_cmd",
     "tiny_model",
     "export_cmd",

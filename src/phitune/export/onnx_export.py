@@ -6,8 +6,9 @@
 4. torch.onnx -> logits/model.onnx (fp32, no cache)
 5. parity against PyTorch on fixed prompts; export_report.json is written last
 
-Everything is written into a sibling temp folder and moved into place at the end, so an interrupted
-export never leaves a half-written folder that looks complete.
+Everything is built in a hidden temp folder inside the output folder (which may be an Azure ML output
+mount, so it is never replaced) and moved into place at the end; export_report.json is written last,
+so a folder without it is not a finished export.
 """
 
 from __future__ import annotations
@@ -68,8 +69,14 @@ def export_onnx(run_dir: str | Path, precision: str = "fp32", output: str | Path
     multi_lora = multi_lora or bool(extra)
     final = Path(output) if output else _default_output(source.path, source.kind, precision)
     _check_output(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
+    final.mkdir(parents=True, exist_ok=True)  # may be an Azure ML output mount: write inside, never replace it
+    (final / layout.REPORT).unlink(missing_ok=True)  # an earlier export (checked above) stops looking complete
+    for old in final.iterdir():
+        if old.is_dir():
+            shutil.rmtree(old)
+        else:
+            old.unlink()
+    work = Path(tempfile.mkdtemp(prefix=".partial-", dir=final))
     try:
         if multi_lora:
             from phitune.export.multi_lora import export_multi_lora
@@ -78,14 +85,12 @@ def export_onnx(run_dir: str | Path, precision: str = "fp32", output: str | Path
         else:
             report = _export_single(source, precision, work, atol, max_new_tokens, prompts, progress)
         shutil.rmtree(work / ".work", ignore_errors=True)
+        for child in work.iterdir():
+            os.replace(child, final / child.name)
         report["output"] = str(final.resolve())
-        (work / layout.REPORT).write_text(json.dumps(report, indent=2) + "\n")
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(work, final)
+        (final / layout.REPORT).write_text(json.dumps(report, indent=2) + "\n")  # last: marks the export complete
     finally:
-        if work.exists():
-            shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
     reasons = report_failures(report)
     if reasons:
         raise ExportError(f"parity check failed; the export and its report are in {final} for inspection",

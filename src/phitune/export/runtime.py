@@ -44,7 +44,8 @@ class Generation:
 
 
 class OnnxChatModel:
-    def __init__(self, export_dir: str | Path):
+    def __init__(self, export_dir: str | Path, threads: int | None = None):
+        """threads: ONNX Runtime intra-op threads (default: ONNX Runtime's choice, one per core)."""
         import onnxruntime_genai as og
 
         self._og = og
@@ -58,7 +59,11 @@ class OnnxChatModel:
         report_path = (folder.parent if folder.name == layout.GENAI else folder) / layout.REPORT
         self.report = json.loads(report_path.read_text()) if report_path.is_file() else {}
         self.name = self.report.get("name") or root.resolve().name
-        self.model = og.Model(str(folder))
+        config = og.Config(str(folder))
+        if threads:
+            config.overlay(json.dumps({"model": {"decoder": {"session_options": {
+                "intra_op_num_threads": int(threads), "inter_op_num_threads": 1}}}}))
+        self.model = og.Model(config)
         self.tokenizer = og.Tokenizer(self.model)
         self.eos = {int(t) for t in self.tokenizer.eos_token_ids}
         self.context_length = json.loads((folder / "genai_config.json").read_text())["model"]["context_length"]

@@ -62,6 +62,11 @@ def _node_problems(doc: YamlDoc, job: str, node: dict, component: dict, inputs: 
     problems = unknown_keys(doc, base, node, schemas.PIPELINE_NODE, f"job '{job}'")
     problems += unknown_keys(doc, base + ("distribution",), node.get("distribution"), schemas.DISTRIBUTION, "distribution")
     problems += unknown_keys(doc, base + ("resources",), node.get("resources"), schemas.RESOURCES, "resources")
+    if "environment" in node:
+        problems.append(doc.problem(base + ("environment",), "azure-ai-ml drops `environment:` on a component job "
+                                    "when it builds the request, so the component's environment runs instead",
+                                    "set `environment:` in the component (phitune submit does this for "
+                                    "target.environment)"))
     if component.get("_remote"):
         return problems + _binding_problems(doc, base, node, inputs, outputs, jobs, components)
     declared_in = component.get("inputs") or {}

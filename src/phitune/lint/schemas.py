@@ -17,7 +17,7 @@ PIPELINE_SETTINGS = {"continue_on_step_failure", "default_compute", "default_dat
                      "on_init", "on_finalize"}
 # A command node in a pipeline (plus the identity fields every node takes).
 PIPELINE_NODE = {
-    "$schema", "code", "command", "comment", "component", "compute", "distribution", "environment",
+    "code", "command", "comment", "component", "compute", "distribution", "environment",
     "environment_variables", "identity", "inputs", "limits", "outputs", "properties", "queue_settings",
     "resources", "services", "type", "display_name", "description", "tags", "name",
 }

@@ -44,11 +44,11 @@ class ChatServer(ThreadingHTTPServer):
 
 
 def make_server(export_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, max_tokens_cap: int = 512,
-                quiet: bool = False) -> ChatServer:
+                quiet: bool = False, threads: int | None = None) -> ChatServer:
     """Load the export and bind (port 0 = a free port); call `serve_forever()` to serve."""
     from phitune.export.runtime import OnnxChatModel
 
-    return ChatServer((host, port), OnnxChatModel(export_dir), max_tokens_cap, quiet)
+    return ChatServer((host, port), OnnxChatModel(export_dir, threads=threads), max_tokens_cap, quiet)
 
 
 class ChatHandler(BaseHTTPRequestHandler):

@@ -56,9 +56,14 @@ class LocalPipelineRunner:
         for note in doc.notes:
             print(f"note: {note}")
         if dry_run:
+            from phitune.targets.dry_run import write_request
+
+            request = {"steps": [{"name": s.node.name, "cwd": str(s.node.component.code_dir), "command": s.command}
+                                 for s in steps]}
+            write_request(out, request)
             for step in steps:
                 print(f"[{step.node.name}] cd {step.node.component.code_dir} && {step.command}")
-            return DryRunHandle(out, {"steps": [{"name": s.node.name, "command": s.command} for s in steps]})
+            return DryRunHandle(out, request)
         for i, step in enumerate(steps, 1):
             print(f"[{i}/{len(steps)}] {step.node.name}: {step.command}", flush=True)
             run_step(step)

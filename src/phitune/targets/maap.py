@@ -17,7 +17,7 @@ import yaml
 from phitune.errors import Problem, SubmitError
 from phitune.targets.assets import default_output_dir, pipeline_path
 from phitune.targets.handles import AzureJobHandle, DryRunHandle
-from phitune.targets.pipeline_plan import FINETUNE, build_pipeline_document, model_kind
+from phitune.targets.pipeline_plan import FINETUNE, build_pipeline_document
 
 
 def job_name(recipe_name: str) -> str:
@@ -39,8 +39,6 @@ class MaapRunner:
         for field, value in (("data.train", recipe.data.train), ("data.validation", recipe.data.validation)):
             if value and not value.startswith(("azureml:", "https://")) and not Path(value).is_file():
                 problems.append(Problem(field, f"{value} does not exist", "point it at a local file or an azureml: data URI"))
-        if model_kind(recipe.model.name) == "azureml" and recipe.method.type == "full" and self.spec.instance_count > 1:
-            pass  # full fine-tuning of a registry model is allowed; DeepSpeed handles the size
         return problems
 
     def build(self, recipe, out: Path):

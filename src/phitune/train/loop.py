@@ -61,6 +61,7 @@ class StepInfo:
     lr: float
     eval_loss: float | None
     tokens_per_s: float
+    model: Any = field(default=None, repr=False, compare=False)  # the model being trained (read-only use)
 
 
 class Callback(Protocol):
@@ -108,7 +109,7 @@ class TrainLoop:
                 bar.update(1)
                 tok_s = st.train_tokens / st.step_time_s if st.step_time_s else 0.0
                 bar.set_postfix(loss=f"{record['loss']:.4f}", tok_s=f"{tok_s:,.0f}", refresh=False)
-                info = StepInfo(st.global_step, st.total_steps, record["loss"], record["lr"], eval_loss, tok_s)
+                info = StepInfo(st.global_step, st.total_steps, record["loss"], record["lr"], eval_loss, tok_s, self.model)
                 for cb in self.callbacks:
                     cb.on_step_end(info)
             if not st.eval_history or st.eval_history[-1]["step"] != st.global_step:

@@ -1,0 +1,206 @@
+"""Training throughput: phitune vs TRL's SFTTrainer on the same model, LoRA, data and settings (`make bench`).
+
+Both train the same Phi-3 tiny model (hidden 256, 4 layers, ~5.6 M params) with LoRA (same r, alpha,
+targets, no dropout) for one epoch over the same generated chat conversations (20-400 tokens, median
+~160), same batch size, lr, linear schedule, clipping, seed, fp32, loss on assistant tokens only. Each
+run is its own process; systems alternate (phitune, TRL, phitune, TRL, ...) so load on a shared machine
+hits both alike, and the reported ratio is the median of the per-round ratios.
+
+    .venv/bin/python benchmarks/train_throughput.py            # 3 rounds, 320 conversations (a few minutes)
+    .venv/bin/python benchmarks/train_throughput.py --quick    # 1 round, 160 conversations (about a minute)
+
+Not a test: nothing is asserted. Numbers depend on the machine and on what else runs on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+TARGET_RATIO = 2.0
+TOKENS_DEFINITION = ("non-padding tokens/s = non-padding input tokens of one epoch (identical for every system) / "
+                     "wall time of the training loop (phitune: TrainLoop.run; TRL: on_train_begin to on_train_end), "
+                     "excluding model load, templating and tokenization")
+LOSS_DEFINITION = ("held-out loss = mean token cross-entropy over the assistant tokens of the same held-out "
+                   "conversations, from each trained model's full logits (one referee function for both)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1 round on 160 conversations (about a minute)")
+    parser.add_argument("--rounds", type=int, default=None, help="alternating rounds (default 3, quick 1)")
+    parser.add_argument("--conversations", type=int, default=None, help="training conversations (default 320, quick 160)")
+    parser.add_argument("--heldout", type=int, default=48, help="held-out conversations for the loss (default 48)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--no-packing", action="store_true", help="skip the phitune packing row")
+    parser.add_argument("--workdir", default=None, help="keep model and data here (default: a temp dir)")
+    parser.add_argument("--out", default=str(HERE / "results" / "train_throughput.md"),
+                        help="markdown table (the JSON goes next to it)")
+    parser.add_argument("--worker", choices=["phitune", "phitune-packing", "trl"], help=argparse.SUPPRESS)
+    parser.add_argument("--spec", help=argparse.SUPPRESS)
+    parser.add_argument("--result", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    for key, value in {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "HF_DATASETS_OFFLINE": "1",
+                       "MLFLOW_ENABLE_TELEMETRY": "false", "DO_NOT_TRACK": "1"}.items():
+        os.environ.setdefault(key, value)
+    if args.worker:
+        return _worker(args.worker, Path(args.spec), Path(args.result))
+
+    rounds = args.rounds or (1 if args.quick else 3)
+    n_train = args.conversations or (160 if args.quick else 320)
+    work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="phitune-bench-train-"))
+    spec = prepare(work, n_train, args.heldout, args.batch_size, args.lr)
+    systems = ["phitune", "trl"] + ([] if args.no_packing else ["phitune-packing"])
+    runs: list[dict] = []
+    for r in range(rounds):
+        order = systems if r % 2 == 0 else systems[::-1]  # neither system always runs first
+        for system in order:
+            print(f"== round {r + 1}/{rounds}: {system} (load {os.getloadavg()[0]:.1f})", flush=True)
+            run = run_worker(system, work, r)
+            run["round"] = r + 1
+            runs.append(run)
+            print(f"   {run['tokens'] / run['loop_s']:,.0f} non-padding tokens/s, loop {run['loop_s']:.1f} s, "
+                  f"held-out loss {run['heldout_loss']:.4f}", flush=True)
+    summary = summarize(runs)
+    results = {"machine": _machine(), "spec": {k: v for k, v in spec.items() if k not in ("model_dir", "train", "heldout")},
+               "data": spec["data"], "rounds": rounds, "tokens_per_s": TOKENS_DEFINITION, "loss": LOSS_DEFINITION,
+               "summary": summary, "runs": runs}
+    table = markdown(results)
+    print("\n" + table)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(table)
+    out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+    print(f"results: {out} and {out.with_suffix('.json')}")
+    return 0
+
+
+def prepare(work: Path, n_train: int, n_heldout: int, batch_size: int, lr: float) -> dict:
+    """Build the tiny model and write the data once; every worker reads the same files."""
+    from transformers import AutoTokenizer
+
+    from phitune.data.stats import length_stats
+    from phitune.models.tiny import TinySpec, build_tiny_model
+    from train_throughput_runs import count_tokens, make_conversations, write_jsonl
+
+    work.mkdir(parents=True, exist_ok=True)
+    model_dir = work / "tiny-phi3-256x4"
+    if not (model_dir / "phitune_tiny.json").is_file():
+        build_tiny_model(model_dir, TinySpec(hidden=256, layers=4, heads=4))
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    records = make_conversations(tokenizer, n_train + n_heldout, seed=0)
+    write_jsonl(work / "train.jsonl", records[:n_train])
+    write_jsonl(work / "heldout.jsonl", records[n_train:])
+    lengths = [count_tokens(tokenizer, r["messages"]) for r in records[:n_train]]
+    spec = {"model_dir": str(model_dir), "train": str(work / "train.jsonl"), "heldout": str(work / "heldout.jsonl"),
+            "model": "Phi-3 tiny, hidden 256, 4 layers, 4 heads (phitune tiny-model --hidden 256 --layers 4)",
+            "lora_r": 16, "lora_alpha": 32, "targets": ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"],
+            "lr": lr, "batch_size": batch_size, "epochs": 1, "max_seq_len": 512, "seed": 42,
+            "data": {"train_conversations": n_train, "heldout_conversations": n_heldout,
+                     "train_tokens": sum(lengths), "lengths": str(length_stats(lengths))}}
+    (work / "spec.json").write_text(json.dumps(spec, indent=2))
+    return spec
+
+
+def run_worker(system: str, work: Path, round_no: int) -> dict:
+    result = work / f"result-{system}-{round_no}.json"
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", system, "--spec", str(work / "spec.json"),
+           "--result", str(result)]
+    started = time.perf_counter()
+    subprocess.run(cmd, check=True, cwd=work, env={**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(HERE)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])})
+    run = json.loads(result.read_text())
+    run["process_s"] = round(time.perf_counter() - started, 1)
+    return run
+
+
+def _worker(system: str, spec_path: Path, result: Path) -> int:
+    import logging
+
+    import transformers
+
+    from train_throughput_runs import run_phitune, run_trl
+
+    logging.basicConfig(level=logging.WARNING)
+    transformers.logging.set_verbosity_error()
+    spec = json.loads(spec_path.read_text())
+    load_before = os.getloadavg()[0]
+    run = run_trl(spec) if system == "trl" else run_phitune(spec, packing=system == "phitune-packing")
+    import torch
+
+    run.update(load_before=round(load_before, 2), load_after=round(os.getloadavg()[0], 2),
+               torch_threads=torch.get_num_threads())
+    result.write_text(json.dumps(run, indent=2))
+    return 0
+
+
+def summarize(runs: list[dict]) -> list[dict]:
+    """Per system: median tokens/s over rounds; ratio = median over rounds of (system / TRL of that round)."""
+    by_system: dict[str, list[dict]] = {}
+    for run in runs:
+        by_system.setdefault(run["system"], []).append(run)
+    trl = {r["round"]: r["tokens"] / r["loop_s"] for r in by_system.get("TRL SFTTrainer", [])}
+    rows = []
+    for system, rs in by_system.items():
+        speeds = [r["tokens"] / r["loop_s"] for r in rs]
+        ratios = [r["tokens"] / r["loop_s"] / trl[r["round"]] for r in rs if r["round"] in trl]
+        rows.append({"system": system, "tokens_per_s": statistics.median(speeds), "tokens_per_s_all": speeds,
+                     "padding_fraction": statistics.median(1 - r["tokens"] / r["padded"] for r in rs),
+                     "heldout_loss": statistics.median(r["heldout_loss"] for r in rs),
+                     "train_loss_last": statistics.median(r["train_loss_last"] for r in rs),
+                     "loop_s": statistics.median(r["loop_s"] for r in rs), "steps": rs[0]["steps"],
+                     "tokens": rs[0]["tokens"], "ratio_vs_trl": statistics.median(ratios) if ratios else None,
+                     "ratios": ratios})
+    return rows
+
+
+def markdown(results: dict) -> str:
+    data, spec, m = results["data"], results["spec"], results["machine"]
+    lengths = data["lengths"]
+    lines = [
+        "| system | non-padding tokens/s | padding fraction | held-out loss | wall time (s) | ratio vs TRL |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for row in results["summary"]:
+        ratio = f"{row['ratio_vs_trl']:.2f}x" if row["ratio_vs_trl"] is not None else "-"
+        lines.append(f"| {row['system']} | {row['tokens_per_s']:,.0f} | {row['padding_fraction']:.1%} | "
+                     f"{row['heldout_loss']:.4f} | {row['loop_s']:.1f} | {ratio} |")
+    loads = [r["load_before"] for r in results["runs"]]
+    notes = [
+        "",
+        f"{spec['model']}; LoRA r={spec['lora_r']} alpha={spec['lora_alpha']} on {', '.join(spec['targets'])}; "
+        f"{data['train_conversations']} conversations ({data['train_tokens']:,} tokens, {lengths}), "
+        f"{spec['epochs']} epoch, batch {spec['batch_size']}, lr {spec['lr']} linear, fp32, seed {spec['seed']}; "
+        f"TRL {m['trl']} with assistant_only_loss=True, gradient_checkpointing=False, bf16=False.",
+        f"Median of {results['rounds']} alternating round(s), each run in its own process; ratio = median of "
+        f"per-round ratios. Machine: {m['cpus']} CPUs, torch {m['torch']}, load average {min(loads):.1f}-{max(loads):.1f} "
+        "during the runs (shared machine: absolute numbers are noisy, the ratio less so).",
+        f"{results['tokens_per_s']}. Wall time = that training-loop time.",
+        f"{results['loss']}; {data['heldout_conversations']} held-out conversations.",
+        "",
+    ]
+    return "\n".join(lines + notes)
+
+
+def _machine() -> dict:
+    import torch
+    import transformers
+    import trl
+
+    return {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
+            "torch": torch.__version__, "transformers": transformers.__version__, "trl": trl.__version__,
+            "torch_threads": torch.get_num_threads()}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

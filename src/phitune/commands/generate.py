@@ -1,0 +1,46 @@
+"""`phitune generate RUN_DIR_OR_MODEL --prompt "..."`: one chat reply, greedy, printed to stdout."""
+
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    p = sub.add_parser("generate", help="generate a chat reply from a run folder or a model folder")
+    p.add_argument("model", metavar="RUN_DIR_OR_MODEL", help="a run folder from `phitune train`, or a model folder")
+    p.add_argument("--prompt", required=True, help="the user message")
+    p.add_argument("--system", default=None, help="an optional system message")
+    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--onnx", action="store_true",
+                   help="MODEL is an export from `phitune export --onnx`: stream the reply with onnxruntime-genai")
+    p.add_argument("--adapter", default=None, help="with --onnx and a multi-LoRA export: the adapter to use ('base' = none)")
+    p.set_defaults(handler=run)
+
+
+def run(args) -> int:
+    from phitune.commands.quiet import quiet_libraries
+
+    quiet_libraries()
+    from phitune.errors import Problem, RecipeError
+
+    if args.max_new_tokens < 1:
+        raise RecipeError("invalid option", [Problem("--max-new-tokens", "must be at least 1")])
+    if args.adapter and not args.onnx:
+        raise RecipeError("invalid option", [Problem("--adapter", "only applies to ONNX exports", "add --onnx")])
+    if args.onnx:
+        from phitune.export.generate_onnx import generate_onnx
+
+        generate_onnx(args.model, args.prompt, system=args.system, max_new_tokens=args.max_new_tokens, adapter=args.adapter)
+        return 0
+    from phitune.evaluate.generation import chat_prompt_ids, generate
+    from phitune.models.run_dir import load_for_inference
+
+    model, tokenizer = load_for_inference(args.model)
+    messages = ([{"role": "system", "content": args.system}] if args.system else []) + [
+        {"role": "user", "content": args.prompt}]
+    if not tokenizer.chat_template:
+        from phitune.errors import ModelError
+
+        raise ModelError(f"{args.model} has no chat template", [Problem(args.model, "the tokenizer has no chat_template",
+                         "use a run of a chat recipe, or an instruct model")])
+    reply = generate(model, tokenizer, [chat_prompt_ids(tokenizer, messages)], args.max_new_tokens)[0]
+    print(reply)
+    return 0

@@ -1,0 +1,70 @@
+"""`phitune train RECIPE --output DIR [--resume] [--set k=v ...]`: train locally and print a summary."""
+
+from __future__ import annotations
+
+from phitune.commands.common import add_set_option, load_recipe_from_args
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="fine-tune locally from a recipe (LoRA, DoRA or full)")
+    p.add_argument("recipe", help="recipe YAML (or resolved JSON)")
+    p.add_argument("--output", "-o", default=None, help="run folder (default runs/<recipe name>)")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in the run folder")
+    add_set_option(p)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (e.g. in CI logs)")
+    p.add_argument("--verbose", "-v", action="store_true", help="show data and library logs")
+    p.set_defaults(handler=run)
+
+
+def run(args) -> int:
+    from phitune.commands.quiet import quiet_libraries
+
+    quiet_libraries(args.verbose)
+    recipe = load_recipe_from_args(args)
+    out = args.output or f"runs/{recipe.name}"
+    from phitune.errors import TrainingInterrupted
+    from phitune.train.run import train
+
+    print(f"training {recipe.name}: {recipe.method.type} on {recipe.model.name} -> {out}", flush=True)
+    try:
+        result = train(recipe, out, resume=args.resume, progress=not args.no_progress)
+    except TrainingInterrupted as exc:
+        sets = "".join(f" --set {s}" for s in args.overrides)
+        command = f"phitune train {args.recipe} --output {out}{sets} --resume"
+        raise TrainingInterrupted(exc.summary, [type(p)(p.location, p.message, f"resume with: {command}")
+                                                for p in exc.problems]) from None
+    print(summary(result))
+    return 0
+
+
+def summary(result) -> str:
+    """The end-of-run report: losses, speed, before/after evaluation, where everything went."""
+    m = result.metrics
+    lines = [f"done: {result.output_dir}  ({m['steps']} steps in {m['train_runtime_s']:.1f} s, "
+             f"{(m['tokens_per_s'] or 0):,.0f} tokens/s, peak RSS {m['peak_rss_mb']:.0f} MB, "
+             f"{m['trainable_params']:,} of {m['total_params']:,} params trained)"]
+    losses = f"final train loss {_fmt(m['final_train_loss'])}"
+    if m.get("final_eval_loss") is not None:
+        losses += f", final eval loss {_fmt(m['final_eval_loss'])}"
+    lines.append(f"  {losses}")
+    before, after = m.get("eval_before"), m.get("eval_after")
+    if before and after and before.get("examples"):
+        lines.append(f"  held-out evaluation ({after.get('examples')} examples):")
+        for key in [k for k in after if k not in ("examples", "samples", "eval_tokens")]:
+            lines.append(f"    {key:<12} before {_fmt(before.get(key), key)}  ->  after {_fmt(after.get(key), key)}")
+        for row in after.get("samples", [])[:3]:
+            mark = "ok " if row["correct"] else "bad"
+            lines.append(f"    [{mark}] {row['source']}: expected {row['reference']!r}, got {row['prediction']!r}")
+    outputs = ", ".join(f"{name}/" if name != "tokenizer" else "tokenizer/" for name in result.outputs)
+    lines.append(f"  outputs: {outputs}, metrics.json, loss.png, resolved_recipe.json")
+    lines.append(f"  tracking: {result.tracking}")
+    lines.append(f"  try it: phitune generate {result.output_dir} --prompt \"...\"")
+    return "\n".join(lines)
+
+
+def _fmt(value, key: str = "") -> str:
+    if value is None:
+        return "-"
+    if key == "exact_match":
+        return f"{value:.1%}"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
