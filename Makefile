@@ -38,6 +38,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/train_throughput.py
+	$(BIN)/python benchmarks/inference.py
 
 clean:
 	rm -rf runs mlruns mlruns.db .pytest_cache

@@ -62,6 +62,7 @@ class FakeAzure:
         self.calls: list[tuple[str, str, object]] = []
         self.failures: list[Failure] = []
         self.jobs: dict[str, dict] = {}
+        self.code_versions: dict[str, dict] = {}  # content hash -> registered code version
         self.job_status = "Completed"
         self._mock = responses.RequestsMock(assert_all_requests_are_fired=False)
 
@@ -117,9 +118,10 @@ class FakeAzure:
             return (200 if "comp=" in request.url else 201), {}, ""
         if not path.startswith(ARM + WS_PATH):
             return _json(418, {"error": {"code": "Unexpected", "message": f"{request.method} {path}"}})
-        return self._workspace_route(request.method, path[len(ARM + WS_PATH):], parsed)
+        query = request.url.partition("?")[2]
+        return self._workspace_route(request.method, path[len(ARM + WS_PATH):], parsed, query)
 
-    def _workspace_route(self, method: str, rel: str, body):
+    def _workspace_route(self, method: str, rel: str, body, query: str = ""):
         ws_id = WS_PATH
         if method == "GET" and rel == "":
             return _json(200, {"id": ws_id, "name": WS, "location": "eastus2", "properties": {
@@ -127,14 +129,24 @@ class FakeAzure:
                 "discoveryUrl": "https://eastus2.api.azureml.ms/discovery",
                 "mlFlowTrackingUri": f"azureml://eastus2.api.azureml.ms/mlflow/v1.0{ws_id}"}})
         if method == "GET" and re.fullmatch(r"/(codes|environments|components)/[^/]+/versions", rel):
-            return _json(200, {"value": []})
+            # Like Azure, a code snapshot already uploaded with the same content hash is reused.
+            digest = re.search(r"(?:^|&)hash=([0-9a-f]+)", query)
+            known = self.code_versions.get(digest.group(1)) if digest else None
+            return _json(200, {"value": [known] if known else []})
         if method == "POST" and rel.endswith("/startPendingUpload"):
             return _json(200, {"blobReferenceForConsumption": {
                 "blobUri": f"{BLOB}/code/snap", "credential": {"credentialType": "SAS",
                                                                "sasUri": f"{BLOB}/code/snap?sv=2024&{SAS_SECRET}"}},
                 "pendingUploadId": "p1", "pendingUploadType": "TemporaryBlobReference"})
+        if method == "GET" and re.fullmatch(r"/codes/[^/]+/versions/[^/]+", rel):
+            known = [v for v in self.code_versions.values() if v["id"] == ws_id + rel]
+            return _json(200, known[0]) if known else _json(404, {"error": {"code": "NotFound", "message": rel}})
         if method == "PUT" and re.fullmatch(r"/(codes|environments|components)/[^/]+/versions/[^/]+", rel):
-            return _json(200, {**body, "id": ws_id + rel, "name": rel.split("/")[-1]})
+            stored = {**body, "id": ws_id + rel, "name": rel.split("/")[-1]}
+            digest = ((body.get("properties") or {}).get("properties") or {}).get("hash_sha256")
+            if rel.startswith("/codes/") and digest:
+                self.code_versions[digest] = stored
+            return _json(200, stored)
         if method == "GET" and rel.startswith("/datastores/"):
             return _json(200, {"id": ws_id + rel, "name": rel.split("/")[-1], "properties": {
                 "datastoreType": "AzureBlob", "accountName": "fakestore", "containerName": "data",

@@ -7,6 +7,7 @@ import json
 import shlex
 
 import pytest
+import yaml
 
 from conftest import EXAMPLES, REPO, run_cli
 from phitune.targets.pipeline_yaml import COMMAND_REF, OPTIONAL_BLOCK, load_component
@@ -25,7 +26,7 @@ def _template_words(component: str) -> list[str]:
 def test_dry_run_lists_each_steps_command_from_its_component_yaml(tmp_path):
     result = run_cli("submit", str(RECIPE), "--target", "local-pipeline", "--dry-run", "--output", str(tmp_path), *FAST)
     assert result.returncode == 0, result.stderr
-    steps = json.loads((tmp_path / "request.json").read_text())["steps"]
+    steps = json.loads((tmp_path / "request.json").read_text())["steps"][:3]
     assert [s["name"] for s in steps] == ["validate_data", "finetune", "evaluate"]
     for step, component in zip(steps, ("validate_data.yml", "finetune.yml", "evaluate.yml")):
         words = shlex.split(step["command"])
@@ -59,8 +60,11 @@ def test_local_pipeline_runs_validate_finetune_evaluate_end_to_end_on_the_tiny_m
     out = tmp_path / "out"
     result = run_cli("submit", str(RECIPE), "--target", "local-pipeline", "--output", str(out), *FAST)
     assert result.returncode == 0, result.stdout + result.stderr
-    for step in ("validate_data", "finetune", "evaluate"):
-        assert (out / "steps" / step / "std_log.txt").is_file()
+    jobs = yaml.safe_load((out / "job.yml").read_text())["jobs"]
+    assert list(jobs)[:3] == ["validate_data", "finetune", "evaluate"]
+    for name in jobs:  # every step of aml/pipelines/finetune.yml ran and logged
+        assert (out / "steps" / name / "std_log.txt").is_file()
+        assert f"] {name}: python -m phitune.cli " in result.stdout
     run = out / "run"
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics  # written last: the run completed

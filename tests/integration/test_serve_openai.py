@@ -1,4 +1,5 @@
-"""`phitune serve`: OpenAI-compatible chat completions over real HTTP on 127.0.0.1."""
+"""`phitune serve`: OpenAI-compatible chat completions over real HTTP on 127.0.0.1; and
+`phitune generate --onnx`, the other front-end of an ONNX export."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, run_cli
 from phitune.export.onnx_export import export_onnx
 from phitune.export.runtime import OnnxChatModel
 
@@ -131,3 +132,14 @@ def test_cli_serve_answers_over_http_then_stops(export_dir):
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
     assert proc.returncode == 0
+
+
+def test_cli_generate_onnx_streams_the_same_reply(export_dir):
+    result = run_cli("generate", str(export_dir), "--onnx", "--prompt", "Describe the sea.", "--system", "You are terse.",
+                     "--max-new-tokens", "12")
+    assert result.returncode == 0, result.stderr[-2000:]
+    expected = OnnxChatModel(export_dir).chat(MESSAGES, 12).complete().text
+    expected = expected.replace("\r\n", "\n").replace("\r", "\n")  # run_cli reads text with universal newlines
+    assert expected and result.stdout == expected + "\n"
+    refused = run_cli("generate", str(export_dir), "--onnx", "--prompt", "hi", "--adapter", "other")
+    assert refused.returncode == 2 and "this export has no adapters" in refused.stderr

@@ -74,7 +74,8 @@ def test_maap_target_sets_compute_nodes_processes_and_an_environment_component(t
     finetune = data["jobs"]["finetune"]
     assert finetune["resources"] == {"instance_count": 3, "instance_type": "Standard_ND96asr_v4"}
     assert finetune["distribution"] == {"type": "pytorch", "process_count_per_instance": 8}
-    assert data["jobs"]["validate_data"]["compute"] == data["jobs"]["evaluate"]["compute"] == "azureml:cpus"
+    assert {job.get("compute") for name, job in data["jobs"].items() if name != "finetune"} == {"azureml:cpus"}
+    assert "compute" not in finetune
     assert data["tags"]["k"] == "v" and data["tags"]["phitune.method"] == "lora"
     import yaml
 
@@ -87,7 +88,8 @@ def test_maap_target_sets_compute_nodes_processes_and_an_environment_component(t
 
 def test_steps_run_in_dependency_order():
     pipeline = load_pipeline(PIPELINE)
-    assert [n.name for n in pipeline.ordered_jobs()] == ["validate_data", "finetune", "evaluate"]
+    order = [n.name for n in pipeline.ordered_jobs()]
+    assert order[:3] == ["validate_data", "finetune", "evaluate"]
 
 
 def test_render_command_drops_optional_blocks_quotes_values_and_spells_booleans_like_azure():

@@ -15,6 +15,11 @@ def generate_onnx(export_dir: str, prompt: str, *, system: str | None = None, ma
     out = out or sys.stdout
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
     model = OnnxChatModel(export_dir)
+    if adapter and model.adapters is None:
+        from phitune.errors import ExportError, Problem
+
+        raise ExportError("this export has no adapters", [Problem("--adapter", f"{export_dir} is a single merged model",
+                                                                   "export with --multi-lora to keep adapters apart")])
     generation = model.chat(messages, max_new_tokens=max_new_tokens, temperature=0.0, adapter=adapter)
     for piece in generation:
         out.write(piece)

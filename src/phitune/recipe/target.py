@@ -56,7 +56,7 @@ class MaapTarget(_AzureTarget):
     compute: str = Field("gpu-cluster", min_length=1, pattern=_AZURE_NAME,
                          description="Compute cluster for every step (pipeline settings.default_compute).")
     cpu_compute: str | None = Field(None, min_length=1, pattern=_AZURE_NAME,
-                                    description="Cheaper compute for validate_data and evaluate; default `compute`.")
+                                    description="Cheaper compute for every step but finetune; default `compute`.")
     instance_type: str | None = Field(None, min_length=1, description="VM size for the finetune step, e.g. Standard_NC24ads_A100_v4.")
     instance_count: int = Field(1, ge=1, le=64, description="Nodes for the finetune step.")
     processes_per_instance: int = Field(1, ge=1, le=16, description="Processes per node (one per GPU), PyTorch distribution.")

@@ -98,7 +98,7 @@ def _print_summary(spec, job, doc, out: Path, dry_run: bool) -> None:
     lines = [
         f"{'dry run: nothing sent' if dry_run else 'submitting'} pipeline job {job.name}",
         f"  experiment:  {job.experiment_name}",
-        f"  compute:     {spec.compute}" + (f" (validate/evaluate on {spec.cpu_compute})" if spec.cpu_compute else ""),
+        f"  compute:     {spec.compute}" + (f" (other steps on {spec.cpu_compute})" if spec.cpu_compute else ""),
         f"  finetune:    {finetune.resources.instance_count} node(s) x {processes} process(es)"
         + (f" on {spec.instance_type}" if spec.instance_type else ""),
         f"  steps:       {' -> '.join(job.jobs)}",

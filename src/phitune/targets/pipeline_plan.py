@@ -102,7 +102,8 @@ def _data_input(value: str, kind: str, doc: PipelineDocument) -> dict[str, Any]:
         path = Path(value).expanduser().resolve()
         if not path.exists():
             raise SubmitError("a local input does not exist", [Problem(value, "no such file or folder")])
-        doc.uploads.append(path)
+        if path not in doc.uploads:
+            doc.uploads.append(path)
         value = str(path)
     return {"type": kind, "path": value}
 
@@ -155,11 +156,10 @@ def _apply_maap(target, pipeline, data: dict, out: Path) -> None:
         # azure-ai-ml drops `environment:` on a component node when it builds the REST body, so the
         # override goes into a copy of the component (same command, code and inputs).
         node["component"] = str(_component_with_environment(finetune.component, target.environment, out))
-    if target.cpu_compute:
-        for component in (VALIDATE, EVALUATE):
-            step = pipeline.node_for_component(component)
-            if step is not None:
-                data["jobs"][step.name]["compute"] = f"azureml:{target.cpu_compute}"
+    if target.cpu_compute:  # every step but finetune runs in the CPU environment
+        for name in data["jobs"]:
+            if name != finetune.name:
+                data["jobs"][name]["compute"] = f"azureml:{target.cpu_compute}"
 
 
 def _component_with_environment(component, environment: str, out: Path) -> Path:

@@ -73,7 +73,6 @@ def train(recipe, output_dir: str | os.PathLike, *, resume: bool = False, callba
     recipe = _as_recipe(recipe)
     spec, run_dir = recipe.train, Path(output_dir)
     resume_from = _prepare_run_dir(run_dir, resume)
-    seed_everything(spec.seed)
 
     tokenizer = load_tokenizer(recipe.model)
     train_examples, eval_examples, report = load_examples(recipe, tokenizer)
@@ -83,6 +82,9 @@ def train(recipe, output_dir: str | os.PathLike, *, resume: bool = False, callba
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
     model.config.use_cache = False
+    # Seed here, after loading: building or loading a model may itself reseed or draw from the global
+    # RNGs, and what must be reproducible is the adapter init and everything after it.
+    seed_everything(spec.seed)
     model = apply_method(model, recipe.method)
     write_resolved(recipe, run_dir / layout.RESOLVED)
 
