@@ -30,6 +30,10 @@ TARGET_RATIO = 2.0
 TOKENS_DEFINITION = ("non-padding tokens/s = non-padding input tokens of one epoch (identical for every system) / "
                      "wall time of the training loop (phitune: TrainLoop.run; TRL: on_train_begin to on_train_end), "
                      "excluding model load, templating and tokenization")
+OMP_NOTE = ("Workers run with OMP_WAIT_POLICY=PASSIVE (both systems alike) unless --omp-spin: on a shared, "
+            "oversubscribed CPU, OpenMP's default spin-waiting made every torch process here several times slower "
+            "(a training step went from ~0.3 s to ~15 s at load 9 on 2 cores), which would measure the neighbours, "
+            "not the trainers")
 LOSS_DEFINITION = ("held-out loss = mean token cross-entropy over the assistant tokens of the same held-out "
                    "conversations, from each trained model's full logits (one referee function for both)")
 
@@ -49,12 +53,17 @@ def main() -> int:
     parser.add_argument("--worker", choices=["phitune", "phitune-packing", "trl"], help=argparse.SUPPRESS)
     parser.add_argument("--spec", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=42, help="seed of round 1; round r uses seed + r - 1")
+    parser.add_argument("--omp-spin", action="store_true",
+                        help="leave OpenMP's default spin-waiting on (see OMP_NOTE; default: OMP_WAIT_POLICY=PASSIVE)")
     args = parser.parse_args()
     for key, value in {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "HF_DATASETS_OFFLINE": "1",
                        "MLFLOW_ENABLE_TELEMETRY": "false", "DO_NOT_TRACK": "1"}.items():
         os.environ.setdefault(key, value)
     if args.worker:
-        return _worker(args.worker, Path(args.spec), Path(args.result))
+        return _worker(args.worker, Path(args.spec), Path(args.result), args.seed)
+    if not args.omp_spin:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # inherited by every worker alike
 
     rounds = args.rounds or (1 if args.quick else 3)
     n_train = args.conversations or (160 if args.quick else 320)
@@ -66,7 +75,7 @@ def main() -> int:
         order = systems if r % 2 == 0 else systems[::-1]  # neither system always runs first
         for system in order:
             print(f"== round {r + 1}/{rounds}: {system} (load {os.getloadavg()[0]:.1f})", flush=True)
-            run = run_worker(system, work, r)
+            run = run_worker(system, work, r, args.seed + r)
             run["round"] = r + 1
             runs.append(run)
             print(f"   {run['tokens'] / run['loop_s']:,.0f} non-padding tokens/s, loop {run['loop_s']:.1f} s, "
@@ -105,17 +114,17 @@ def prepare(work: Path, n_train: int, n_heldout: int, batch_size: int, lr: float
     spec = {"model_dir": str(model_dir), "train": str(work / "train.jsonl"), "heldout": str(work / "heldout.jsonl"),
             "model": "Phi-3 tiny, hidden 256, 4 layers, 4 heads (phitune tiny-model --hidden 256 --layers 4)",
             "lora_r": 16, "lora_alpha": 32, "targets": ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"],
-            "lr": lr, "batch_size": batch_size, "epochs": 1, "max_seq_len": 512, "seed": 42,
+            "lr": lr, "batch_size": batch_size, "epochs": 1, "max_seq_len": 512,
             "data": {"train_conversations": n_train, "heldout_conversations": n_heldout,
                      "train_tokens": sum(lengths), "lengths": str(length_stats(lengths))}}
     (work / "spec.json").write_text(json.dumps(spec, indent=2))
     return spec
 
 
-def run_worker(system: str, work: Path, round_no: int) -> dict:
+def run_worker(system: str, work: Path, round_no: int, seed: int) -> dict:
     result = work / f"result-{system}-{round_no}.json"
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", system, "--spec", str(work / "spec.json"),
-           "--result", str(result)]
+           "--result", str(result), "--seed", str(seed)]
     started = time.perf_counter()
     subprocess.run(cmd, check=True, cwd=work, env={**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(HERE)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])})
@@ -124,7 +133,7 @@ def run_worker(system: str, work: Path, round_no: int) -> dict:
     return run
 
 
-def _worker(system: str, spec_path: Path, result: Path) -> int:
+def _worker(system: str, spec_path: Path, result: Path, seed: int) -> int:
     import logging
 
     import transformers
@@ -133,13 +142,13 @@ def _worker(system: str, spec_path: Path, result: Path) -> int:
 
     logging.basicConfig(level=logging.WARNING)
     transformers.logging.set_verbosity_error()
-    spec = json.loads(spec_path.read_text())
+    spec = {**json.loads(spec_path.read_text()), "seed": seed}
     load_before = os.getloadavg()[0]
     run = run_trl(spec) if system == "trl" else run_phitune(spec, packing=system == "phitune-packing")
     import torch
 
-    run.update(load_before=round(load_before, 2), load_after=round(os.getloadavg()[0], 2),
-               torch_threads=torch.get_num_threads())
+    run.update(load_before=round(load_before, 2), load_after=round(os.getloadavg()[0], 2), seed=seed,
+               torch_threads=torch.get_num_threads(), omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", "(default)"))
     result.write_text(json.dumps(run, indent=2))
     return 0
 
@@ -176,17 +185,21 @@ def markdown(results: dict) -> str:
         lines.append(f"| {row['system']} | {row['tokens_per_s']:,.0f} | {row['padding_fraction']:.1%} | "
                      f"{row['heldout_loss']:.4f} | {row['loop_s']:.1f} | {ratio} |")
     loads = [r["load_before"] for r in results["runs"]]
+    seeds = ", ".join(str(s) for s in sorted({r["seed"] for r in results["runs"]}))
+    policies = ", ".join(sorted({r["omp_wait_policy"] for r in results["runs"]}))
     notes = [
         "",
         f"{spec['model']}; LoRA r={spec['lora_r']} alpha={spec['lora_alpha']} on {', '.join(spec['targets'])}; "
         f"{data['train_conversations']} conversations ({data['train_tokens']:,} tokens, {lengths}), "
-        f"{spec['epochs']} epoch, batch {spec['batch_size']}, lr {spec['lr']} linear, fp32, seed {spec['seed']}; "
+        f"{spec['epochs']} epoch, batch {spec['batch_size']}, lr {spec['lr']} linear, fp32; seed {seeds} (one per round, "
+        "the same for both systems); "
         f"TRL {m['trl']} with assistant_only_loss=True, gradient_checkpointing=False, bf16=False.",
         f"Median of {results['rounds']} alternating round(s), each run in its own process; ratio = median of "
         f"per-round ratios. Machine: {m['cpus']} CPUs, torch {m['torch']}, load average {min(loads):.1f}-{max(loads):.1f} "
         "during the runs (shared machine: absolute numbers are noisy, the ratio less so).",
         f"{results['tokens_per_s']}. Wall time = that training-loop time.",
         f"{results['loss']}; {data['heldout_conversations']} held-out conversations.",
+        f"OMP_WAIT_POLICY={policies}. {OMP_NOTE}.",
         "",
     ]
     return "\n".join(lines + notes)
