@@ -31,13 +31,46 @@ def resolve_model_path(spec: "ModelSpec") -> str:
     path = Path(spec.name).expanduser()
     if path.exists() and not path.is_dir():
         raise ModelError("model path is not a folder", [Problem("model.name", f"{path} is a file, not a model folder")])
+    if path.is_dir() and (path / "MLmodel").is_file():
+        return str(mlflow_model_dir(path))
     return str(path.resolve()) if path.is_dir() else spec.name
+
+
+# Where the Hugging Face files sit inside an MLflow model folder: Azure ML registry models
+# (mounted as `mlflow_model` inputs) use data/model, MLflow's transformers flavour uses model/.
+MLFLOW_HF_SUBDIRS = ("data/model", "model", "data")
+
+
+def mlflow_model_dir(path: Path) -> Path:
+    """The folder holding config.json inside an MLflow model (Azure ML registry layout)."""
+    for sub in MLFLOW_HF_SUBDIRS:
+        if (path / sub / "config.json").is_file():
+            return (path / sub).resolve()
+    found = sorted(p.parent for p in path.glob("**/config.json") if len(p.relative_to(path).parts) <= 4)
+    if found:
+        return found[0].resolve()
+    raise ModelError(
+        f"no Hugging Face model inside the MLflow model {path}",
+        [Problem("model.name", "the MLmodel folder has no config.json under data/model or model/",
+                 "register the model with the transformers flavour, or point model.name at a save_pretrained folder")],
+    )
+
+
+def _tokenizer_dir(source: str) -> str:
+    """MLflow layouts keep the tokenizer beside the model (data/tokenizer or components/tokenizer)."""
+    path = Path(source)
+    if path.is_dir() and not (path / "tokenizer_config.json").is_file():
+        for candidate in (path.parent / "tokenizer", path.parent.parent / "components" / "tokenizer",
+                          path.parent / "components" / "tokenizer"):
+            if (candidate / "tokenizer_config.json").is_file():
+                return str(candidate)
+    return source
 
 
 def load_tokenizer(spec: "ModelSpec"):
     from transformers import AutoTokenizer
 
-    source = resolve_model_path(spec)
+    source = _tokenizer_dir(resolve_model_path(spec))
     try:
         tok = AutoTokenizer.from_pretrained(source, revision=spec.revision, trust_remote_code=spec.trust_remote_code)
     except (OSError, ValueError) as exc:
