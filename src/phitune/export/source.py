@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from phitune.errors import ExportError, Problem
@@ -21,7 +21,6 @@ class ExportSource:
     recipe_hash: str | None = None
     base_model: str | None = None
     adapter_dir: Path | None = None
-    info: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {"path": str(self.path), "kind": self.kind, "name": self.name, "method": self.method,

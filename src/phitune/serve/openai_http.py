@@ -91,13 +91,19 @@ class ChatHandler(BaseHTTPRequestHandler):
             pass
         except Exception as exc:  # a runtime failure must not kill the server; no traceback to the client
             print(f"phitune serve: {type(exc).__name__}: {exc}", file=sys.stderr)
-            self._error(BadRequest(f"generation failed: {type(exc).__name__}", status=500, code="server_error"))
+            error = BadRequest(f"generation failed: {type(exc).__name__}", status=500, code="server_error")
+            if getattr(self, "_streaming", False):  # headers are out: end the event stream with the error
+                body = {"error": {"message": str(error), "type": "server_error", "param": None, "code": error.code}}
+                self.wfile.write(f"data: {json.dumps(body)}\n\ndata: [DONE]\n\n".encode())
+            else:
+                self._error(error)
 
     def _stream(self, generation, name: str, request: dict) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
         self.end_headers()
+        self._streaming = True
         ident, created = _ident(), int(time.time())
 
         def send(delta: dict, finish: str | None, usage: dict | None = None) -> None:
