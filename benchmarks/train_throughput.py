@@ -6,8 +6,8 @@ targets, no dropout) for one epoch over the same generated chat conversations (2
 run is its own process; systems alternate (phitune, TRL, phitune, TRL, ...) so load on a shared machine
 hits both alike, and the reported ratio is the median of the per-round ratios.
 
-    .venv/bin/python benchmarks/train_throughput.py            # 3 rounds, 320 conversations (a few minutes)
-    .venv/bin/python benchmarks/train_throughput.py --quick    # 1 round, 160 conversations (about a minute)
+    .venv/bin/python benchmarks/train_throughput.py            # 3 rounds, 240 conversations (a few minutes)
+    .venv/bin/python benchmarks/train_throughput.py --quick    # 1 round, 96 conversations (about a minute)
 
 Not a test: nothing is asserted. Numbers depend on the machine and on what else runs on it.
 """
@@ -40,9 +40,9 @@ LOSS_DEFINITION = ("held-out loss = mean token cross-entropy over the assistant 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="1 round on 160 conversations (about a minute)")
+    parser.add_argument("--quick", action="store_true", help="1 round, 96 conversations, no packing row")
     parser.add_argument("--rounds", type=int, default=None, help="alternating rounds (default 3, quick 1)")
-    parser.add_argument("--conversations", type=int, default=None, help="training conversations (default 320, quick 160)")
+    parser.add_argument("--conversations", type=int, default=None, help="training conversations (default 240, quick 96)")
     parser.add_argument("--heldout", type=int, default=48, help="held-out conversations for the loss (default 48)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=2e-3)
@@ -66,10 +66,10 @@ def main() -> int:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # inherited by every worker alike
 
     rounds = args.rounds or (1 if args.quick else 3)
-    n_train = args.conversations or (160 if args.quick else 320)
+    n_train = args.conversations or (96 if args.quick else 240)
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="phitune-bench-train-"))
     spec = prepare(work, n_train, args.heldout, args.batch_size, args.lr)
-    systems = ["phitune", "trl"] + ([] if args.no_packing else ["phitune-packing"])
+    systems = ["phitune", "trl"] + ([] if args.no_packing or args.quick else ["phitune-packing"])
     runs: list[dict] = []
     for r in range(rounds):
         order = systems if r % 2 == 0 else systems[::-1]  # neither system always runs first
@@ -125,9 +125,13 @@ def run_worker(system: str, work: Path, round_no: int, seed: int) -> dict:
     result = work / f"result-{system}-{round_no}.json"
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", system, "--spec", str(work / "spec.json"),
            "--result", str(result), "--seed", str(seed)]
+    log = work / f"log-{system}-{round_no}.txt"
     started = time.perf_counter()
-    subprocess.run(cmd, check=True, cwd=work, env={**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(HERE)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])})
+    with log.open("w") as out:
+        done = subprocess.run(cmd, cwd=work, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": (
+            os.pathsep.join([str(HERE)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))})
+    if done.returncode:
+        sys.exit(f"{system} failed (exit {done.returncode}); its output:\n{log.read_text()[-4000:]}")
     run = json.loads(result.read_text())
     run["process_s"] = round(time.perf_counter() - started, 1)
     return run

@@ -4,7 +4,7 @@ minute on CPU, and each in the data format Azure ML's fine-tuning components use
 
 - classification (CSV: sentence1,label): the sentiment of a short templated review; 3 labels.
 - ner (JSONL: tokens, ner_tags): people and places in short sentences, BIO tags, multi-word places.
-- qa (JSONL: question, context, answer): three facts "the X is COLOR"; the question asks one of them.
+- qa (JSONL: question, context, answer): the answer is the color in the one sentence "the X is COLOR".
 - translation (JSONL: en, fr): a word-substitution cipher over a tiny vocabulary ("fr" is the cipher).
 - summarization (JSONL: document, summary): the summary is the one sentence that starts "in short".
 - completion (JSONL: text): short formulaic stories, for domain adaptation / creative generation.
@@ -50,6 +50,9 @@ FILLER = ["the sky was gray all week", "many people came to the city", "the rive
           "our team played a game", "the office was open late", "a friend brought coffee",
           "the teacher wrote a long book", "the hotel room was small", "they moved to a new house",
           "the music was loud at night", "the children ran in the park", "it rained on monday"]
+QA_FILLER = ["many people came to the city", "the river is long and cold", "our team played a game",
+             "the office was open late", "a friend brought coffee", "the teacher wrote a long book",
+             "they moved to a new house", "the music was loud at night", "it rained on monday"]
 KEY_FACTS = ["the {t} was {c}", "the {t} looked {c} and new", "we found a {c} {t}", "the {c} {t} was broken"]
 
 STORY_OPENINGS = ["once upon a time", "long ago", "one cold morning", "late one night", "on a warm day"]
@@ -89,11 +92,10 @@ def ner(rng: random.Random) -> dict:
 
 
 def qa(rng: random.Random) -> dict:
-    things = rng.sample(THINGS, 3)
-    colors = rng.sample(COLORS, 3)
-    context = " ".join(f"the {t} is {c}." for t, c in zip(things, colors))
-    k = rng.randrange(3)
-    return {"question": f"what color is the {things[k]}?", "context": context, "answer": colors[k]}
+    thing, color = rng.choice(THINGS), rng.choice(COLORS)
+    sentences = rng.sample(QA_FILLER, 2)
+    sentences.insert(rng.randrange(3), f"the {thing} is {color}")
+    return {"question": f"what color is the {thing}?", "context": ". ".join(sentences) + ".", "answer": color}
 
 
 def translation(rng: random.Random) -> dict:

@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "train_cmd",
     "generate",
     "eval_cmd",
+    "estimate",
     "data_cmd",
     "tiny_model",
     "export_cmd",

@@ -23,9 +23,16 @@ def load_trainable_model(recipe: "Recipe"):
     if uses_head(recipe.task):  # task.head: classifier -> a sequence/token-classification model
         from phitune.models.heads import load_trainable_head_model
 
+        seed_everything(recipe.train.seed)  # the new head's initial weights
         return load_trainable_head_model(recipe)
+    from phitune.models.host_memory import return_freed_memory_to_os
+
+    return_freed_memory_to_os()  # before loading: quantizing and training free many mid-size tensors
     model = load_base_for_method(recipe)
     model = prepare_for_training(model, recipe)
+    # Seed after loading (loading may draw from or reseed the global RNGs): what must be reproducible
+    # is the adapter's initial weights and everything after them.
+    seed_everything(recipe.train.seed)
     model = apply_method(model, recipe.method)
     model.train()
     return model
@@ -67,3 +74,15 @@ def prepare_for_training(model, recipe: "Recipe"):
         model.enable_input_require_grads()
     model.config.use_cache = False
     return model
+
+
+def seed_everything(seed: int) -> None:
+    """python, numpy and torch: adapter init, dropout and anything else random."""
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)

@@ -146,12 +146,6 @@ class TranslationTask(_InstructedTask):
     source_lang: str = Field(..., min_length=1, description="Key (language code) of the source text, e.g. en.")
     target_lang: str = Field(..., min_length=1, description="Key (language code) of the target text, e.g. fr.")
 
-    @model_validator(mode="after")
-    def _languages_differ(self) -> "TranslationTask":
-        if self.source_lang == self.target_lang:
-            raise ValueError("task.source_lang and task.target_lang must differ")
-        return self
-
     def keys(self) -> dict[str, str]:
         return {"source_lang": self.source_lang, "target_lang": self.target_lang}
 

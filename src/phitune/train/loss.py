@@ -41,6 +41,7 @@ def token_loss_sum(model, batch):
     import torch
     import torch.nn.functional as F
 
+    batch = packed_rows(batch)
     labels = batch["labels"]
     mask = target_mask(labels)
     targets = labels[:, 1:][mask[:, :-1]]
@@ -56,6 +57,52 @@ def token_loss_sum(model, batch):
         logits = model(**model_inputs(batch), use_cache=False).logits[mask]
     loss = F.cross_entropy(logits.float(), targets, reduction="sum")
     return loss, n
+
+
+def packed_rows(batch):
+    """A packed batch (one row, position ids restarting per example, no attention_mask) laid out as
+    several rows as wide as its longest example, first-fit decreasing; other batches unchanged.
+
+    Why: examples in a packed row never attend to each other, but attention still costs the row
+    length squared: a bin of 8 x 512 tokens is one 4096-token row, 8-10x the attention of the
+    same examples in rows of their own size (measured 2-2.5x slower steps on the tiny model). Same
+    tokens, labels and position ids per example, so the loss and its count are unchanged. Padding
+    after the examples is its own segment (positions restart at 0) and has no labels.
+    """
+    import torch
+
+    positions = batch.get("position_ids")
+    if positions is None or "attention_mask" in batch or positions.size(0) != 1:
+        return batch
+    total = positions.size(1)
+    starts = (positions[0] == 0).nonzero().flatten().tolist()
+    if not starts or starts[0] != 0:  # not laid out by `collate(packing=True)`: leave it alone
+        return batch
+    spans = list(zip(starts, starts[1:] + [total]))
+    width = max(end - start for start, end in spans)
+    if total < 2 * width:
+        return batch
+    rows: list[list[tuple[int, int]]] = []
+    room: list[int] = []
+    for start, end in sorted(spans, key=lambda s: s[0] - s[1]):  # longest first
+        free = next((r for r, left in enumerate(room) if end - start <= left), None)
+        if free is None:
+            rows.append([])
+            room.append(width)
+            free = len(rows) - 1
+        rows[free].append((start, end))
+        room[free] -= end - start
+    index = torch.zeros((len(rows), width), dtype=torch.long)
+    real = torch.zeros((len(rows), width), dtype=torch.bool)
+    for r, row in enumerate(rows):
+        flat = torch.cat([torch.arange(start, end) for start, end in row])
+        index[r, : len(flat)] = flat
+        real[r, : len(flat)] = True
+    return {
+        "input_ids": batch["input_ids"][0][index].masked_fill(~real, 0),
+        "labels": batch["labels"][0][index].masked_fill(~real, IGNORE_INDEX),
+        "position_ids": torch.where(real, positions[0][index], (~real).long().cumsum(1) - 1),
+    }
 
 
 def _supports_mask(model) -> bool:

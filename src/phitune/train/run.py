@@ -62,8 +62,8 @@ def train(recipe, output_dir: str | os.PathLike, *, resume: bool = False, callba
     """
     from phitune.data import collate, load_eval_records, load_examples, plan_batches
     from phitune.evaluate.run import loss_batches
-    from phitune.models.adapters import apply_method
-    from phitune.models.loader import load_base_model, load_tokenizer
+    from phitune.models.build import load_trainable_model
+    from phitune.models.loader import load_tokenizer
     from phitune.recipe.load import write_resolved
     from phitune.train import checkpoint as ckpt
     from phitune.train.loop import TrainLoop, TrainState
@@ -77,15 +77,9 @@ def train(recipe, output_dir: str | os.PathLike, *, resume: bool = False, callba
     tokenizer = load_tokenizer(recipe.model)
     train_examples, eval_examples, report = load_examples(recipe, tokenizer)
     records = load_eval_records(recipe) if recipe.eval.before_after else []
-    model = load_base_model(recipe.model)
-    if spec.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        model.enable_input_require_grads()
-    model.config.use_cache = False
-    # Seed here, after loading: building or loading a model may itself reseed or draw from the global
-    # RNGs, and what must be reproducible is the adapter init and everything after it.
-    seed_everything(spec.seed)
-    model = apply_method(model, recipe.method)
+    # Base (quantized for QLoRA), gradient checkpointing, then the method; seeded after loading so the
+    # adapter init is reproducible (phitune.models.build is the one place that knows every method).
+    model = load_trainable_model(recipe)
     write_resolved(recipe, run_dir / layout.RESOLVED)
 
     pad_id = tokenizer.pad_token_id

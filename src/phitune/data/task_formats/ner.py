@@ -45,11 +45,12 @@ def words_and_tags(task, record: dict) -> tuple[list[str], list[str]]:
                             "give exactly one tag per token")
     names = []
     for i, tag in enumerate(tags, start=1):
-        name = label_text(tag, task.labels, f"tag {i} of {task.tag_key!r}")
+        spelled = isinstance(tag, str) and tag.strip() and not tag.strip().isdigit()
+        name = tag.strip() if spelled else label_text(tag, task.labels, f"tag {i} of {task.tag_key!r}")
         if not BIO_TAG.match(name):
             raise RecordInvalid("not a BIO tag", f"tag {i} of {task.tag_key!r} is {name!r}, not a BIO tag",
                                 "use O, B-TYPE or I-TYPE (e.g. B-PER, I-PER)")
-        names.append(name)
+        names.append(label_text(name, task.labels, f"tag {i} of {task.tag_key!r}") if spelled else name)
     return [w.strip() for w in words], names
 
 

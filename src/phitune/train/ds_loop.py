@@ -1,0 +1,128 @@
+"""`TrainLoop` driven through a DeepSpeed engine, one process per rank.
+
+Only the step, the evaluation and the checkpoints differ from the single-process loop; the data
+position, step arithmetic, logging, callbacks and progress bar are the parent's.
+
+Loss normalisation (exact, as in the single-process loop): the label-token count of the whole
+global accumulation window (every micro-batch on every rank) is all-reduced before the forward
+passes, and each micro-batch backpropagates `loss_sum x world_size / global_count`. The engine
+averages gradients over ranks (divides by world_size) and, with `scale_wrt_gas=False`, does not
+divide by the accumulation steps, so the gradient is that of (summed token loss over the global
+window) / (its label tokens): the same as one process with a world_size times larger batch.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+
+from phitune.errors import Problem, TrainError
+from phitune.train import checkpoint as ckpt
+from phitune.train import deepspeed_engine as dse
+from phitune.train import distributed as dist
+from phitune.train.loop import TrainLoop, _defer_sigint
+from phitune.train.loss import IGNORE_INDEX, count_targets, model_inputs, token_loss_sum
+
+
+class DeepSpeedLoop(TrainLoop):
+    def __init__(self, *, engine, world: dist.World, **kwargs):
+        super().__init__(model=engine, optimizer=engine.optimizer, scheduler=engine.lr_scheduler, **kwargs)
+        self.engine, self.world = engine, world
+
+    def _step(self, window: list) -> dict:
+        import torch
+
+        st, t0, engine = self.state, time.perf_counter(), self.engine
+        batches = [self._collate(rb) for rb in window]
+        local_targets = sum(count_targets(b) for b in batches)
+        local_tokens = sum(len(self.examples[i]) for rb in window if not rb.dummy for i in rb.indices)
+        n_targets, tokens = (int(v) for v in dist.all_reduce_sum([local_targets, local_tokens]))
+        scale = self.world.size / max(n_targets, 1)
+        local_loss = 0.0
+        for batch in batches:
+            loss = micro_loss(engine, batch)
+            engine.backward(loss * scale, scale_wrt_gas=False)
+            local_loss += float(loss.detach())
+        (loss_sum,) = dist.all_reduce_sum([local_loss])
+        loss_value = loss_sum / max(n_targets, 1)
+        if not math.isfinite(loss_value):  # the same global value on every rank: all stop together
+            raise TrainError(f"training diverged: the loss is {loss_value} at step {st.global_step + 1}", [
+                Problem("train.lr", f"lr {self.spec.lr} may be too high for this model",
+                        "lower train.lr, add warmup (train.warmup_ratio: 0.05) or keep train.max_grad_norm set")])
+        lr = engine.get_lr()[0]
+        with _defer_sigint():
+            engine.step()
+            norm = engine.get_global_grad_norm() if self.spec.max_grad_norm is not None else None
+            grad_norm = float(norm) if isinstance(norm, (int, float, torch.Tensor)) else None
+            st.global_step += 1
+            st.batch_index += len(window)
+            st.train_tokens += tokens
+            st.label_tokens += n_targets
+            st.step_time_s += time.perf_counter() - t0
+            record = {"step": st.global_step, "loss": loss_value, "lr": lr, "tokens": tokens, "epoch": st.epoch}
+            if grad_norm is not None:
+                record["grad_norm"] = grad_norm
+            st.history.append(record)
+            self._rng = ckpt.capture_rng()
+        if st.global_step % self.spec.log_every == 0 or st.global_step == st.total_steps:
+            tok_s = st.train_tokens / st.step_time_s if st.step_time_s else 0.0
+            metrics = {"train_loss": loss_value, "lr": lr, "tokens_per_s": tok_s, "epoch": float(st.epoch)}
+            if grad_norm is not None:
+                metrics["grad_norm"] = grad_norm
+            self.tracker.log_metrics(metrics, step=st.global_step)
+        return record
+
+    def _collate(self, rank_batch: dist.RankBatch) -> dict:
+        batch = self.collate([self.examples[i] for i in rank_batch.indices])
+        if rank_batch.dummy:
+            batch["labels"] = batch["labels"].new_full(batch["labels"].shape, IGNORE_INDEX)
+        return batch
+
+    def _evaluate(self) -> float | None:
+        """Held-out loss, eval batches split across ranks and the sums all-reduced."""
+        if not self.eval_batches:
+            return None
+        import torch
+
+        mine, pad = dist.shard_list(self.eval_batches, self.world.rank, self.world.size)
+        dummy = dict(self.eval_batches[0])
+        dummy["labels"] = dummy["labels"].new_full(dummy["labels"].shape, IGNORE_INDEX)
+        self.engine.eval()
+        try:
+            total = count = 0.0
+            with torch.no_grad():
+                for batch in mine + [dummy] * pad:
+                    total += float(micro_loss(self.engine, batch))
+                    count += count_targets(batch)
+        finally:
+            self.engine.train()
+        total, count = dist.all_reduce_sum([total, count])
+        if not count:
+            return None
+        loss = total / count
+        self.state.eval_history.append({"step": self.state.global_step, "eval_loss": loss})
+        self.tracker.log_metrics({"eval_loss": loss}, step=self.state.global_step)
+        return loss
+
+    def save(self) -> Path | None:
+        """Collective checkpoint. Not on Ctrl-C: the signal reaches each rank at a different point,
+        so a collective save could wait forever; the last `train.save_every` checkpoint is kept."""
+        if sys.exc_info()[0] is KeyboardInterrupt or self._saved_step == self.state.global_step:
+            return None
+        self.state.extra["world_size"] = self.world.size
+        path = dse.save_checkpoint(self.engine, self.run_dir, self.state.global_step, self.state.to_dict(),
+                                   self._rng, self.world)
+        self._saved_step = self.state.global_step
+        return path
+
+
+def micro_loss(engine, batch: dict):
+    """Summed token loss of one micro-batch through the engine. A batch with no learned token
+    (a dummy) still runs a full forward: ZeRO's collectives need the same graph on every rank."""
+    batch = {k: v.to(engine.device) for k, v in batch.items()}
+    if count_targets(batch) > 0:
+        return token_loss_sum(engine, batch)[0]
+    logits = engine(**model_inputs(batch), use_cache=False).logits
+    return logits.float().sum() * 0.0
