@@ -78,7 +78,8 @@ def main() -> int:
             run = run_worker(system, work, r, args.seed + r)
             run["round"] = r + 1
             runs.append(run)
-            print(f"   {run['tokens'] / run['loop_s']:,.0f} non-padding tokens/s, loop {run['loop_s']:.1f} s, "
+            print(f"   {run['tokens'] / run['loop_s']:,.0f} non-padding tokens/s, {run['tokens'] / run['cpu_s']:,.0f} "
+                  f"per CPU-s, loop {run['loop_s']:.1f} s, "
                   f"held-out loss {run['heldout_loss']:.4f}", flush=True)
     summary = summarize(runs)
     results = {"machine": _machine(), "spec": {k: v for k, v in spec.items() if k not in ("model_dir", "train", "heldout")},
@@ -158,22 +159,27 @@ def _worker(system: str, spec_path: Path, result: Path, seed: int) -> int:
 
 
 def summarize(runs: list[dict]) -> list[dict]:
-    """Per system: median tokens/s over rounds; ratio = median over rounds of (system / TRL of that round)."""
+    """Per system, medians over rounds; a ratio is the median over rounds of (system / TRL of that round),
+    on wall time (non-padding tokens/s) and on CPU time (non-padding tokens per CPU-second)."""
     by_system: dict[str, list[dict]] = {}
     for run in runs:
         by_system.setdefault(run["system"], []).append(run)
-    trl = {r["round"]: r["tokens"] / r["loop_s"] for r in by_system.get("TRL SFTTrainer", [])}
+    trl = {r["round"]: r for r in by_system.get("TRL SFTTrainer", [])}
     rows = []
     for system, rs in by_system.items():
-        speeds = [r["tokens"] / r["loop_s"] for r in rs]
-        ratios = [r["tokens"] / r["loop_s"] / trl[r["round"]] for r in rs if r["round"] in trl]
-        rows.append({"system": system, "tokens_per_s": statistics.median(speeds), "tokens_per_s_all": speeds,
-                     "padding_fraction": statistics.median(1 - r["tokens"] / r["padded"] for r in rs),
-                     "heldout_loss": statistics.median(r["heldout_loss"] for r in rs),
-                     "train_loss_last": statistics.median(r["train_loss_last"] for r in rs),
-                     "loop_s": statistics.median(r["loop_s"] for r in rs), "steps": rs[0]["steps"],
-                     "tokens": rs[0]["tokens"], "ratio_vs_trl": statistics.median(ratios) if ratios else None,
-                     "ratios": ratios})
+        row = {"system": system, "steps": rs[0]["steps"], "tokens": rs[0]["tokens"]}
+        for name, clock in (("", "loop_s"), ("_cpu", "cpu_s")):
+            speeds = [r["tokens"] / r[clock] for r in rs]
+            ratios = [r["tokens"] / r[clock] / (trl[r["round"]]["tokens"] / trl[r["round"]][clock])
+                      for r in rs if r["round"] in trl]
+            row.update({f"tokens_per{name}_s": statistics.median(speeds), f"tokens_per{name}_s_all": speeds,
+                        f"ratio{name}_vs_trl": statistics.median(ratios) if ratios else None,
+                        f"ratios{name}": ratios})
+        row.update({key: statistics.median(r[src] for r in rs) for key, src in (
+            ("heldout_loss", "heldout_loss"), ("train_loss_last", "train_loss_last"), ("loop_s", "loop_s"),
+            ("cpu_s", "cpu_s"))})
+        row["padding_fraction"] = statistics.median(1 - r["tokens"] / r["padded"] for r in rs)
+        rows.append(row)
     return rows
 
 
@@ -181,13 +187,19 @@ def markdown(results: dict) -> str:
     data, spec, m = results["data"], results["spec"], results["machine"]
     lengths = data["lengths"]
     lines = [
-        "| system | non-padding tokens/s | padding fraction | held-out loss | wall time (s) | ratio vs TRL |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| system | non-padding tokens/s | padding fraction | held-out loss | wall time (s) | ratio vs TRL "
+        "| tokens per CPU-s | ratio vs TRL (CPU time) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in results["summary"]:
         ratio = f"{row['ratio_vs_trl']:.2f}x" if row["ratio_vs_trl"] is not None else "-"
+        ratio_cpu = f"{row['ratio_cpu_vs_trl']:.2f}x" if row["ratio_cpu_vs_trl"] is not None else "-"
         lines.append(f"| {row['system']} | {row['tokens_per_s']:,.0f} | {row['padding_fraction']:.1%} | "
-                     f"{row['heldout_loss']:.4f} | {row['loop_s']:.1f} | {ratio} |")
+                     f"{row['heldout_loss']:.4f} | {row['loop_s']:.1f} | {ratio} | {row['tokens_per_cpu_s']:,.0f} "
+                     f"| {ratio_cpu} |")
+    per_round = "; ".join(f"{row['system']}: " + ", ".join(f"{x:.2f}x" for x in row["ratios"])
+                          + " (CPU " + ", ".join(f"{x:.2f}x" for x in row["ratios_cpu"]) + ")"
+                          for row in results["summary"] if row["system"] != "TRL SFTTrainer")
     loads = [r["load_before"] for r in results["runs"]]
     seeds = ", ".join(str(s) for s in sorted({r["seed"] for r in results["runs"]}))
     policies = ", ".join(sorted({r["omp_wait_policy"] for r in results["runs"]}))
@@ -201,7 +213,8 @@ def markdown(results: dict) -> str:
         f"Median of {results['rounds']} alternating round(s), each run in its own process; ratio = median of "
         f"per-round ratios. Machine: {m['cpus']} CPUs, torch {m['torch']}, load average {min(loads):.1f}-{max(loads):.1f} "
         "during the runs (shared machine: absolute numbers are noisy, the ratio less so).",
-        f"{results['tokens_per_s']}. Wall time = that training-loop time.",
+        f"{results['tokens_per_s']}. Wall time = that training-loop time. Tokens per CPU-s: the same tokens / "
+        "process CPU time (all threads) of the same loop. Per-round ratios: " + per_round + ".",
         f"{results['loss']}; {data['heldout_conversations']} held-out conversations.",
         f"OMP_WAIT_POLICY={policies}. {OMP_NOTE}.",
         "",

@@ -5,11 +5,13 @@ Each run happens in its own process (`train_throughput.py --worker SYSTEM`), so 
 inherits the other's threads, caches or memory. A run reports:
 - tokens: non-padding input tokens the training loop consumed (one epoch of the same conversations,
   tokenized to the same ids by both systems, checked);
-- loop_s: wall time of the training loop only. phitune: `TrainState.loop_time_s` (the `TrainLoop.run`
-  call; no validation data, no checkpoints, so nothing else is in it). TRL: from the Trainer's
-  `on_train_begin` callback to `on_train_end` (after its dataloader and accelerate setup, which TRL
-  does inside `train()`; that setup is left out in TRL's favour). Model load, templating and
-  tokenization are outside both;
+- loop_s / cpu_s: wall and process CPU time (all threads) of the training loop only. phitune: from
+  the tracker's `log_params` (which `train()` calls right before the loop) to the last step's
+  `on_step_end` callback (no validation data, no checkpoints, so nothing else is in between). TRL:
+  from the Trainer's `on_train_begin` callback to `on_train_end` (after its dataloader and
+  accelerate setup, which TRL does inside `train()`; that setup is left out in TRL's favour). Model
+  load, templating and tokenization are outside both. CPU time is the load-robust one: on a shared
+  machine wall time mostly measures the neighbours;
 - padded: input positions actually fed to the model (padding included), for the padding fraction;
 - heldout_loss: `referee_loss` on the held-out conversations.
 """
@@ -149,7 +151,19 @@ def run_phitune(spec: dict, packing: bool) -> dict:
 
     from phitune.models.run_dir import load_for_inference
     from phitune.recipe.schema import Recipe
+    from phitune.tracking import NullTracker
     from phitune.train.run import train
+
+    stamps: dict[str, tuple[float, float]] = {}
+
+    class LoopStart(NullTracker):  # tracking: none, plus a timestamp
+        def log_params(self, params):
+            stamps["begin"] = (time.perf_counter(), time.process_time())
+
+    class LoopEnd:
+        def on_step_end(self, info):
+            if info.step == info.total_steps:
+                stamps["end"] = (time.perf_counter(), time.process_time())
 
     recipe = Recipe.model_validate({
         "name": "bench-phitune",
@@ -164,13 +178,14 @@ def run_phitune(spec: dict, packing: bool) -> dict:
         "tracking": "none",
     })
     with tempfile.TemporaryDirectory(prefix="bench-phitune-") as out:
-        result = train(recipe, out, progress=False)
+        result = train(recipe, out, progress=False, tracker=LoopStart(), callbacks=[LoopEnd()])
         m = result.metrics
         model, tokenizer = load_for_inference(out)
         history = m["train_loss_history"]
         lengths = _train_lengths(spec, tokenizer)
         return {"system": "phitune (packing)" if packing else "phitune", "tokens": m["train_tokens"],
-                "loop_s": m["train_runtime_s"], "steps": m["steps"],
+                "loop_s": stamps["end"][0] - stamps["begin"][0], "cpu_s": stamps["end"][1] - stamps["begin"][1],
+                "phitune_loop_time_s": m["train_runtime_s"], "steps": m["steps"],
                 "padded": _phitune_padded(lengths, spec, packing),
                 "train_loss_last": sum(h["loss"] for h in history[-5:]) / len(history[-5:]),
                 "heldout_loss": referee_loss(model, heldout_examples(spec, tokenizer), tokenizer.pad_token_id)}
@@ -216,14 +231,14 @@ def run_trl(spec: dict) -> dict:
     lora = LoraConfig(task_type="CAUSAL_LM", r=spec["lora_r"], lora_alpha=spec["lora_alpha"], lora_dropout=0.0,
                       target_modules=spec["targets"], bias="none")
 
-    clock: dict[str, float] = {}
+    clock: dict[str, tuple[float, float]] = {}
 
     class Clock(TrainerCallback):
         def on_train_begin(self, args, state, control, **kwargs):
-            clock["begin"] = time.perf_counter()
+            clock["begin"] = (time.perf_counter(), time.process_time())
 
         def on_train_end(self, args, state, control, **kwargs):
-            clock["end"] = time.perf_counter()
+            clock["end"] = (time.perf_counter(), time.process_time())
 
     with tempfile.TemporaryDirectory(prefix="bench-trl-") as out:
         config = SFTConfig(output_dir=out, assistant_only_loss=True, per_device_train_batch_size=spec["batch_size"],
@@ -248,7 +263,8 @@ def run_trl(spec: dict) -> dict:
         trainer.train()
         losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
         held = heldout_examples(spec, tokenizer)
-        return {"system": "TRL SFTTrainer", "tokens": fed["real"], "loop_s": clock["end"] - clock["begin"],
+        return {"system": "TRL SFTTrainer", "tokens": fed["real"], "loop_s": clock["end"][0] - clock["begin"][0],
+                "cpu_s": clock["end"][1] - clock["begin"][1],
                 "steps": trainer.state.global_step, "padded": fed["padded"], "train_loss_last": losses[-1],
                 "heldout_loss": referee_loss(trainer.model, held, tokenizer.pad_token_id), "same_data": same}
 

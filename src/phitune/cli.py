@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "validate",
     "recipe_cmd",
     "train_cmd",
+    "compare",
     "generate",
     "eval_cmd",
     "estimate",

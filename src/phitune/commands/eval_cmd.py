@@ -10,7 +10,9 @@ def register(sub) -> None:
     p.add_argument("--data", required=True, help="JSONL in the task's format (chat messages, prompt/completion)")
     p.add_argument("--limit", type=int, default=None, help="evaluate at most N records")
     p.add_argument("--output", default=None, help="metrics file (default RUN_DIR/eval.json, or ./eval.json)")
-    p.add_argument("--task", choices=["chat", "completion"], default=None,
+    from phitune.recipe.task import TASK_TYPES
+
+    p.add_argument("--task", choices=TASK_TYPES, default=None,
                    help="task type for a plain model folder (a run folder uses its recipe's task)")
     p.add_argument("--max-new-tokens", type=int, default=None, help="default: the recipe's eval.max_new_tokens")
     p.set_defaults(handler=run)

@@ -1,6 +1,8 @@
-"""`phitune train RECIPE --output DIR [--resume] [--set k=v ...]`: train locally and print a summary."""
+"""`phitune train RECIPE --output DIR [--resume] [--nproc N] [--set k=v ...]`: train locally and print a summary."""
 
 from __future__ import annotations
+
+import os
 
 from phitune.commands.common import add_set_option, load_recipe_from_args
 
@@ -10,6 +12,8 @@ def register(sub) -> None:
     p.add_argument("recipe", help="recipe YAML (or resolved JSON)")
     p.add_argument("--output", "-o", default=None, help="run folder (default runs/<recipe name>)")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in the run folder")
+    p.add_argument("--nproc", type=int, default=None, metavar="N",
+                   help="train with N processes (DeepSpeed; one per GPU, or CPU processes with gloo)")
     add_set_option(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar (e.g. in CI logs)")
     p.add_argument("--verbose", "-v", action="store_true", help="show data and library logs")
@@ -25,15 +29,30 @@ def run(args) -> int:
     from phitune.errors import TrainingInterrupted
     from phitune.train.run import train
 
-    print(f"training {recipe.name}: {recipe.method.type} on {recipe.model.name} -> {out}", flush=True)
+    if args.nproc is not None:
+        from phitune.train import launch
+
+        launch.check_nproc(args.nproc)
+        if launch.should_launch(args.nproc):  # not already a rank (torchrun / Azure set RANK)
+            from phitune.train.ds_run import check_launchable
+
+            check_launchable(recipe, out, args.resume)
+            print(f"training {recipe.name}: {recipe.method.type} on {recipe.model.name} -> {out} "
+                  f"({args.nproc} processes)", flush=True)
+            return launch.launch(args.nproc, launch.child_argv(args, out))
+    main_rank = os.environ.get("RANK", "0") == "0"
+    if main_rank:
+        print(f"training {recipe.name}: {recipe.method.type} on {recipe.model.name} -> {out}", flush=True)
     try:
         result = train(recipe, out, resume=args.resume, progress=not args.no_progress)
     except TrainingInterrupted as exc:
         sets = "".join(f" --set {s}" for s in args.overrides)
-        command = f"phitune train {args.recipe} --output {out}{sets} --resume"
+        nproc = f" --nproc {args.nproc}" if args.nproc else ""
+        command = f"phitune train {args.recipe} --output {out}{sets}{nproc} --resume"
         raise TrainingInterrupted(exc.summary, [type(p)(p.location, p.message, f"resume with: {command}")
                                                 for p in exc.problems]) from None
-    print(summary(result))
+    if main_rank:
+        print(summary(result))
     return 0
 
 
@@ -48,8 +67,10 @@ def summary(result) -> str:
         losses += f", final eval loss {_fmt(m['final_eval_loss'])}"
     lines.append(f"  {losses}")
     before, after = m.get("eval_before"), m.get("eval_after")
-    if before and after and before.get("examples"):
-        lines.append(f"  held-out evaluation ({after.get('examples')} examples):")
+    if before and after and (before.get("examples") or before.get("perplexity") is not None):
+        # plain-text completion has no generations to score, only held-out perplexity
+        count = f"{after['examples']} examples" if after.get("examples") else "held-out text"
+        lines.append(f"  held-out evaluation ({count}):")
         for key in [k for k in after if k not in ("examples", "samples", "eval_tokens")]:
             lines.append(f"    {key:<12} before {_fmt(before.get(key), key)}  ->  after {_fmt(after.get(key), key)}")
         for row in after.get("samples", [])[:3]:

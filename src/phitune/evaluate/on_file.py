@@ -39,6 +39,9 @@ def evaluate_on_file(model_path: str | os.PathLike, data: str | os.PathLike, *, 
         output = model_path / "eval.json" if is_run_dir(model_path) else Path("eval.json")
     eval_json, preds = write_eval(result, output, extra={
         "model": str(model_path), "data": str(data_path), "task": recipe.task.type, "limit": limit})
+    from phitune.evaluate.track import track_eval
+
+    track_eval(recipe, result.metrics, [eval_json, preds], {"model": str(model_path), "data": str(data_path)})
     return result, eval_json, preds
 
 

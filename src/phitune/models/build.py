@@ -67,6 +67,9 @@ def prepare_for_training(model, recipe: "Recipe"):
     if is_quantized(model):
         from peft import prepare_model_for_kbit_training
 
+        from phitune.models.quantize import keep_trainable_layout
+
+        keep_trainable_layout(model)  # evaluations during training must not repack the 4-bit weights
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=checkpointing,
                                                 gradient_checkpointing_kwargs=CHECKPOINTING_KWARGS)
     elif checkpointing:

@@ -77,6 +77,24 @@ def load_quantized_model(spec: "ModelSpec", quantization_config):
     return model
 
 
+def keep_trainable_layout(model) -> int:
+    """Stop bitsandbytes from repacking 4-bit weights for its CPU inference kernel.
+
+    On CPUs with AVX512-BF16, a Linear4bit that runs in eval mode without grad (an evaluation during
+    training) converts its weight to a packed layout for good, and later training forwards go
+    through `gemv_4bit`, which has no autograd kernel: gradients of every earlier layer come out
+    wrong (measured: LoRA gradients off by 0.1 after one evaluation). Returns the layers changed.
+    """
+    import bitsandbytes as bnb
+
+    changed = 0
+    for module in model.modules():
+        if isinstance(module, bnb.nn.Linear4bit) and getattr(module, "support_avx512bf16_for_cpu", False):
+            module.support_avx512bf16_for_cpu = False
+            changed += 1
+    return changed
+
+
 def local_model_folder(spec: "ModelSpec") -> Path:
     """A folder with config.json and the safetensors files: built-in, local, or a hub snapshot."""
     from phitune.models.loader import resolve_model_path

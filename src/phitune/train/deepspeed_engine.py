@@ -95,8 +95,8 @@ def save_checkpoint(engine, run_dir: Path, step: int, state: dict, rng: dict, wo
     return final
 
 
-def load_checkpoint(engine, path: Path, world: dist.World) -> tuple[dict, dict]:
-    """Restore engine (weights, ZeRO optimizer partitions, lr schedule); return (trainer_state, rng)."""
+def read_checkpoint_state(path: Path, world: dist.World) -> dict:
+    """trainer_state.json of a checkpoint this run can resume (written by DeepSpeed on as many ranks)."""
     path = Path(path)
     state = json.loads((path / STATE_FILE).read_text())
     saved_world = state.get("extra", {}).get("world_size")
@@ -108,11 +108,17 @@ def load_checkpoint(engine, path: Path, world: dist.World) -> tuple[dict, dict]:
         raise TrainError(f"cannot resume {path} with {world.size} process(es)", [Problem(
             str(path), f"it was written by {saved_world} process(es) (ZeRO partitions and the data split depend on it)",
             f"resume with --nproc {saved_world}")])
+    return state
+
+
+def restore_checkpoint(engine, path: Path, world: dist.World) -> dict:
+    """Load weights, ZeRO optimizer partitions and the lr schedule into `engine`; return this rank's RNG."""
+    path = Path(path)
     load_path, _ = engine.load_checkpoint(str(path), tag=DS_TAG, load_module_strict=False)
     if load_path is None:
         raise TrainError(f"cannot resume from {path}", [Problem(str(path / DS_TAG), "DeepSpeed found no checkpoint there",
                                                                  "start a new run in another --output folder")])
-    return state, _load_rng(path / "rng", world.rank)
+    return _load_rng(path / "rng", world.rank)
 
 
 def _save_rng(folder: Path, rank: int, rng: dict) -> None:

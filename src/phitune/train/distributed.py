@@ -25,6 +25,7 @@ from typing import Any, Callable, NamedTuple, Sequence, TypeVar
 
 T = TypeVar("T")
 ENV_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+_ADDED_ENV: list[str] = []  # the rendezvous variables prepare_env invented for a one-process run
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,15 @@ def prepare_env() -> None:
     if "RANK" not in os.environ:
         os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1",
                           MASTER_PORT=str(free_port()))
+        _ADDED_ENV.extend(ENV_VARS)  # removed again by destroy_process_group
+
+
+def prepare_env_for_children(nproc: int) -> None:
+    """What a launcher exports to its ranks: accelerator, extension cache, and a fair share of cores."""
+    if not use_gpu():
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(Path(sys.prefix) / "torch_extensions"))
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
 
 
 def init_process_group() -> World:
@@ -91,7 +101,13 @@ def init_process_group() -> World:
     import torch.distributed as dist
 
     if not dist.is_initialized():
-        deepspeed.init_distributed(dist_backend="nccl" if use_gpu() else "gloo", verbose=False)
+        import contextlib
+        import io
+
+        # On CPU this JIT-builds (first time, needs g++) and loads DeepSpeed's shared-memory comm op,
+        # then print()s "built successfully" on every rank: keep that out of the command's output.
+        with contextlib.redirect_stdout(io.StringIO()):
+            deepspeed.init_distributed(dist_backend="nccl" if use_gpu() else "gloo", verbose=False)
     return world
 
 
@@ -174,3 +190,5 @@ def destroy_process_group() -> None:
 
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+    while _ADDED_ENV:  # a later `phitune train --nproc N` from this process must not think it is a rank
+        os.environ.pop(_ADDED_ENV.pop(), None)

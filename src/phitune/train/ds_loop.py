@@ -123,6 +123,24 @@ def micro_loss(engine, batch: dict):
     (a dummy) still runs a full forward: ZeRO's collectives need the same graph on every rank."""
     batch = {k: v.to(engine.device) for k, v in batch.items()}
     if count_targets(batch) > 0:
-        return token_loss_sum(engine, batch)[0]
+        return token_loss_sum(_EngineAsModel(engine), batch)[0]
     logits = engine(**model_inputs(batch), use_cache=False).logits
     return logits.float().sum() * 0.0
+
+
+class _EngineAsModel:
+    """The engine's forward (ZeRO hooks, backward bookkeeping) with the wrapped model's identity, so
+    `token_loss_sum` sees that the HF model accepts `logits_to_keep` (computes only learned logits)."""
+
+    def __init__(self, engine):
+        self._engine = engine
+
+    def __call__(self, **kwargs):
+        return self._engine(**kwargs)
+
+    def parameters(self):
+        return self._engine.module.parameters()
+
+    def get_base_model(self):
+        module = self._engine.module
+        return module.get_base_model() if hasattr(module, "get_base_model") else module

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import inspect
 
+from phitune.models.heads import is_head_model
+
 IGNORE_INDEX = -100
 _SUPPORTS_MASK: dict[type, bool] = {}
 
@@ -41,6 +43,10 @@ def token_loss_sum(model, batch):
     import torch
     import torch.nn.functional as F
 
+    if is_head_model(model):  # task.head: classifier: the head's cross-entropy, not the LM's
+        from phitune.train.head_loss import head_loss_sum
+
+        return head_loss_sum(model, batch)
     batch = packed_rows(batch)
     labels = batch["labels"]
     mask = target_mask(labels)

@@ -71,6 +71,16 @@ def train(recipe, output_dir: str | os.PathLike, *, resume: bool = False, callba
     from phitune.train.schedule import make_scheduler, total_steps
 
     recipe = _as_recipe(recipe)
+    from phitune.data.labels import with_task_labels
+
+    recipe = with_task_labels(recipe)  # a classifier head's label set, from data.train unless listed
+    from phitune.train.distributed import wants_distributed
+
+    if wants_distributed(recipe):  # train.deepspeed or WORLD_SIZE > 1: one rank of a DeepSpeed run
+        from phitune.train.ds_run import train_distributed
+
+        return train_distributed(recipe, output_dir, resume=resume, callbacks=callbacks, tracker=tracker,
+                                 progress=progress)
     spec, run_dir = recipe.train, Path(output_dir)
     resume_from = _prepare_run_dir(run_dir, resume)
 

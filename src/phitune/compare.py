@@ -1,0 +1,236 @@
+"""`phitune compare`: train one recipe with several methods and measure each (the scenario table).
+
+Every method runs as its own `phitune train` subprocess, so `peak_rss_mb` (the process's peak
+resident memory, from metrics.json) belongs to that method alone. A method's run is the recipe with
+its `method:` section replaced (the recipe's low-rank settings r / alpha / dropout / target_modules
+carry over to the methods that have them; the others get their own defaults), `output.merge` and
+before/after generation off (not measured here), and `train.max_steps` from `--steps`.
+
+Writes into the output folder: runs/<method>/ (each a normal run folder), compare.csv, compare.md
+and compare.png (bar charts). Numbers are measured on this machine, never estimated.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from phitune.errors import Problem, RecipeError, TrainError
+
+DEFAULT_METHODS = ("lora", "dora", "qlora", "ia3", "prompt_tuning", "full")
+COLUMNS = ("method", "trainable_params", "trainable_pct", "peak_rss_mb", "tokens_per_s", "final_train_loss",
+           "final_eval_loss", "train_runtime_s", "wall_time_s")
+LOW_RANK = ("lora", "dora", "qlora", "loha", "lokr")
+CARRIED = {"lora": ("r", "alpha", "dropout", "target_modules", "bias"), "dora": ("r", "alpha", "dropout", "target_modules", "bias"),
+           "qlora": ("r", "alpha", "dropout", "target_modules", "bias"), "loha": ("r", "alpha", "target_modules"),
+           "lokr": ("r", "alpha", "target_modules"), "ia3": ("target_modules",)}
+ERROR_TAIL = 1500
+
+
+@dataclass
+class MethodRun:
+    method: str
+    run_dir: Path
+    metrics: dict | None = None
+    wall_time_s: float = 0.0
+    error: str | None = None
+
+    def row(self) -> dict:
+        m = self.metrics or {}
+        total = m.get("total_params") or 0
+        return {"method": self.method, "trainable_params": m.get("trainable_params"),
+                "trainable_pct": round(100.0 * m["trainable_params"] / total, 4) if total else None,
+                "peak_rss_mb": m.get("peak_rss_mb"), "tokens_per_s": _round(m.get("tokens_per_s"), 1),
+                "final_train_loss": _round(m.get("final_train_loss"), 5), "final_eval_loss": _round(m.get("final_eval_loss"), 5),
+                "train_runtime_s": m.get("train_runtime_s"), "wall_time_s": round(self.wall_time_s, 2)}
+
+
+@dataclass
+class Comparison:
+    output_dir: Path
+    runs: list[MethodRun]
+    files: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def rows(self) -> list[dict]:
+        return [r.row() for r in self.runs]
+
+
+def method_overrides(recipe, method: str) -> list[str]:
+    """The `--set` overrides that turn `recipe` into a run of `method`."""
+    section: dict = {"type": method}
+    current = recipe.method.model_dump(mode="json")
+    for key in CARRIED.get(method, ()):
+        if key in current and recipe.method.type in LOW_RANK + ("ia3",):
+            section[key] = current[key]
+    if method == "ia3":
+        from phitune.recipe.method import PHI3_FEEDFORWARD
+
+        targets = section.get("target_modules") or []
+        if targets:
+            section["feedforward_modules"] = [m for m in PHI3_FEEDFORWARD if m in targets]
+    sets = [f"method={json.dumps(section)}", "output.merge=false", "eval.before_after=false"]
+    if method in ("prompt_tuning", "prefix_tuning") and recipe.train.packing:
+        sets.append("train.packing=false")  # virtual tokens are per row: packed examples would share them
+    if method == "qlora" and recipe.train.deepspeed is not None and recipe.train.deepspeed.stage == 3:
+        sets.append("train.deepspeed.stage=2")
+    return sets
+
+
+def plan_runs(recipe_path: str | os.PathLike, methods: Sequence[str], steps: int | None,
+              overrides: Sequence[str]) -> dict[str, list[str]]:
+    """method -> the full override list, each validated now (a bad combination fails before any run)."""
+    from phitune.recipe.load import load_recipe
+
+    base = load_recipe(recipe_path, overrides=list(overrides))
+    known = _method_types()
+    unknown = [m for m in methods if m not in known]
+    if unknown or not methods:
+        raise RecipeError("unknown method in --methods", [Problem("--methods", f"{', '.join(unknown) or 'empty list'}",
+                                                                  f"choose from: {', '.join(known)}")])
+    plans, problems = {}, []
+    for method in dict.fromkeys(methods):
+        sets = list(overrides) + method_overrides(base, method)
+        if steps is not None:
+            sets.append(f"train.max_steps={steps}")
+        if base.tracking.backend != "none":
+            sets.append(f"tracking.run_name={base.tracking.run_name or base.name}-{method}")
+        try:
+            load_recipe(recipe_path, overrides=sets)
+        except RecipeError as exc:
+            problems += [Problem(f"{method}: {p.location}", p.message, p.fix) for p in exc.problems]
+        plans[method] = sets
+    if problems:
+        raise RecipeError("some methods cannot run with this recipe", problems)
+    return plans
+
+
+def compare_methods(recipe_path: str | os.PathLike, methods: Sequence[str], output_dir: str | os.PathLike, *,
+                    steps: int | None = None, overrides: Sequence[str] = (), progress: bool = True) -> Comparison:
+    """Train `recipe_path` once per method (each in its own process) and write the comparison files.
+    Raises TrainError after writing them when any method failed."""
+    from tqdm.auto import tqdm
+
+    plans = plan_runs(recipe_path, methods, steps, overrides)
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = []
+    bar = tqdm(plans.items(), desc="compare", unit="method", disable=not progress, dynamic_ncols=True)
+    for method, sets in bar:
+        bar.set_postfix(method=method, refresh=True)
+        runs.append(_run_method(recipe_path, method, sets, out / "runs" / method))
+    bar.close()
+    result = Comparison(out, runs)
+    result.files = write_outputs(result)
+    failed = [r for r in runs if r.error]
+    if failed:
+        raise TrainError(f"{len(failed)} of {len(runs)} methods failed (table with the others in {out})", [
+            Problem(r.method, r.error, f"log: {r.run_dir / 'train.log'}") for r in failed])
+    return result
+
+
+def _run_method(recipe_path, method: str, sets: list[str], run_dir: Path) -> MethodRun:
+    cmd = [sys.executable, "-m", "phitune.cli", "train", str(recipe_path), "--output", str(run_dir), "--no-progress"]
+    for s in sets:
+        cmd += ["--set", s]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    (run_dir / "train.log").write_text(f"$ {' '.join(cmd)}\n{proc.stdout}\n{proc.stderr}")
+    metrics_file = run_dir / "metrics.json"
+    if proc.returncode != 0 or not metrics_file.is_file():
+        tail = (proc.stderr.strip() or proc.stdout.strip())[-ERROR_TAIL:]
+        return MethodRun(method, run_dir, wall_time_s=wall, error=f"exit {proc.returncode}: {tail}")
+    return MethodRun(method, run_dir, json.loads(metrics_file.read_text()), wall)
+
+
+def write_outputs(result: Comparison) -> dict[str, Path]:
+    out = result.output_dir
+    rows = result.rows
+    files = {"csv": out / "compare.csv", "md": out / "compare.md", "png": out / "compare.png"}
+    with open(files["csv"], "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=[*COLUMNS, "error"])
+        writer.writeheader()
+        for run, row in zip(result.runs, rows):
+            writer.writerow({**{k: "" if v is None else v for k, v in row.items()}, "error": _first_line(run.error)})
+    files["md"].write_text(markdown_table(result), encoding="utf-8")
+    plot(rows, files["png"])
+    return files
+
+
+def markdown_table(result: Comparison) -> str:
+    heads = ["method", "trainable params", "trainable %", "peak RSS (MB)", "tokens/s", "final train loss",
+             "final eval loss", "train time (s)", "wall time (s)"]
+    lines = ["| " + " | ".join(heads) + " |", "|" + "|".join(["---"] + ["---:"] * (len(heads) - 1)) + "|"]
+    for run, row in zip(result.runs, result.rows):
+        if run.error:
+            lines.append(f"| {run.method} | failed: {_first_line(run.error)} |" + " |" * (len(heads) - 2))
+            continue
+        cells = [run.method, f"{row['trainable_params']:,}", _fmt(row["trainable_pct"], ".3g"), _fmt(row["peak_rss_mb"], ",.0f"),
+                 _fmt(row["tokens_per_s"], ",.0f"), _fmt(row["final_train_loss"], ".4f"), _fmt(row["final_eval_loss"], ".4f"),
+                 _fmt(row["train_runtime_s"], ".1f"), _fmt(row["wall_time_s"], ".1f")]
+        lines.append("| " + " | ".join(cells) + " |")
+    steps = {(r.metrics or {}).get("steps") for r in result.runs if r.metrics}
+    note = (f"\nMeasured on this machine: each method trained in its own process ({', '.join(map(str, sorted(steps)))} "
+            "optimizer steps); peak RSS is that process's peak resident memory; tokens/s counts non-padding tokens "
+            "over optimizer-step time; wall time includes start-up and model loading.\n")
+    return "\n".join(lines) + "\n" + note
+
+
+def plot(rows: list[dict], path: Path) -> Path:
+    """Four bar charts (trainable params on a log scale, peak RSS, tokens/s, final loss), headless."""
+    from matplotlib.figure import Figure
+
+    ok = [r for r in rows if r["trainable_params"] is not None]
+    names = [r["method"] for r in ok]
+    fig = Figure(figsize=(11, 7), dpi=100)
+    axes = fig.subplots(2, 2).flatten()
+    loss_key = "final_eval_loss" if all(r["final_eval_loss"] is not None for r in ok) else "final_train_loss"
+    for ax, (key, title) in zip(axes, [("trainable_params", "trainable parameters (log)"), ("peak_rss_mb", "peak RSS (MB)"),
+                                       ("tokens_per_s", "tokens / s"), (loss_key, loss_key.replace("_", " "))]):
+        values = [r[key] or 0 for r in ok]
+        bars = ax.bar(names, values, color="#4C72B0")
+        ax.bar_label(bars, fmt="%.3g", fontsize=8)
+        ax.set_title(title)
+        if key == "trainable_params" and any(values):
+            ax.set_yscale("log")
+        ax.tick_params(axis="x", labelrotation=30)
+        ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    fig.savefig(tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def _method_types() -> list[str]:
+    from typing import get_args
+
+    from phitune.recipe.method import MethodSpec
+
+    union = get_args(MethodSpec)[0]
+    return [get_args(cls.model_fields["type"].annotation)[0] for cls in get_args(union)]
+
+
+def _round(value, digits: int):
+    return round(value, digits) if isinstance(value, (int, float)) else value
+
+
+def _fmt(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _first_line(text: str | None) -> str:
+    if not text:
+        return ""
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("error:")]
+    return (errors or lines or [""])[-1].strip()[:200]

@@ -1,0 +1,150 @@
+"""`train()` for one rank of a distributed or DeepSpeed run. `phitune.train.run.train` hands over to
+`train_distributed` when the recipe sets `train.deepspeed` or WORLD_SIZE > 1; the single-process
+path is untouched.
+
+Every rank: joins the process group, loads the same data and model, trains its share of each global
+batch through the DeepSpeed engine (phitune.train.ds_loop) and takes part in checkpoints and the
+ZeRO-3 weight gather. Rank 0 only: decides about the run folder (fresh / resume / refuse) for all,
+writes resolved_recipe.json, tracks to MLflow, shows the progress bar and writes the outputs, which
+are the same files a single-process run writes (adapter/ or model/, merged/, metrics.json...).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from functools import partial
+from pathlib import Path
+from typing import Any, Sequence
+
+from phitune.errors import Problem, TrainError, TrainingInterrupted
+from phitune.models import run_dir as layout
+from phitune.train import deepspeed_engine as dse
+from phitune.train import distributed as dist
+
+log = logging.getLogger("phitune.train")
+
+
+def train_distributed(recipe, output_dir: str | os.PathLike, *, resume: bool = False, callbacks: Sequence[Any] = (),
+                      tracker=None, progress: bool = True):
+    """Same contract as `phitune.train.run.train`; rank 0's RunResult is returned on every rank."""
+    world = dist.init_process_group()
+    try:
+        return _train_rank(world, recipe, Path(output_dir), resume, callbacks, tracker, progress)
+    finally:
+        dist.destroy_process_group()
+
+
+def _train_rank(world: dist.World, recipe, run_dir: Path, resume: bool, callbacks, tracker, progress: bool):
+    from phitune.data import collate, load_eval_records, load_examples, plan_batches
+    from phitune.evaluate.run import loss_batches
+    from phitune.models.build import load_trainable_model
+    from phitune.models.loader import load_tokenizer
+    from phitune.recipe.load import write_resolved
+    from phitune.tracking import NullTracker, make_tracker
+    from phitune.train import run as single
+    from phitune.train.ds_loop import DeepSpeedLoop
+    from phitune.train.loop import TrainState
+    from phitune.train.schedule import total_steps
+
+    spec = recipe.train
+    resume_from = dist.on_main(world, lambda: single._prepare_run_dir(run_dir, resume))
+
+    tokenizer = load_tokenizer(recipe.model)
+    train_examples, eval_examples, report = load_examples(recipe, tokenizer)
+    records = load_eval_records(recipe) if recipe.eval.before_after else []
+    model = load_trainable_model(recipe)
+    if world.is_main:
+        write_resolved(recipe, run_dir / layout.RESOLVED)
+
+    pad_id = tokenizer.pad_token_id
+    lengths = [len(e) for e in train_examples]
+
+    def plan_epoch(epoch: int) -> list[dist.RankBatch]:
+        plan = plan_batches(lengths, spec.batch_size, seed=spec.seed, epoch=epoch, group_by_length=spec.group_by_length,
+                            packing=spec.packing, max_seq_len=spec.max_seq_len)
+        return dist.shard_plan(plan, world.rank, world.size)
+
+    eval_batches = loss_batches(eval_examples, pad_id, spec.batch_size, spec.max_seq_len)
+    steps = total_steps(spec, len(plan_epoch(0)))
+    engine = dse.make_engine(model, recipe, world.size, steps)
+    # Ranks that hold the whole model may leave generation-based evaluation to rank 0; ZeRO-3 ranks
+    # must all run the same forwards (each one gathers parameters from every rank).
+    evaluating = world.is_main or dse.zero_stage(engine) == 3
+    state = TrainState(total_steps=steps, extra={"fingerprint": single._fingerprint(recipe), "world_size": world.size})
+    rng = None
+    if resume_from is not None:
+        state = TrainState.from_dict(dse.read_checkpoint_state(resume_from, world))
+        single._check_same_training(state.extra.get("fingerprint", {}), recipe, resume_from)
+        rng = dse.restore_checkpoint(engine, resume_from, world)
+
+    if world.is_main:
+        tracker = tracker or make_tracker(recipe, resume_run_id=state.extra.get("tracking_run_id"))
+    else:
+        tracker = NullTracker()  # only rank 0 tracks, whatever the caller passed
+    state.extra["tracking_run_id"] = getattr(tracker, "run_id", None)
+    try:
+        if resume_from is None:
+            tracker.log_params({**recipe.flat_params(), "distributed.world_size": world.size,
+                                "distributed.zero_stage": dse.zero_stage(engine)})
+            if recipe.eval.before_after and evaluating:
+                state.extra["eval_before"] = single._evaluate(engine.module, tokenizer, recipe, records, eval_batches, "before")
+        elif world.is_main:
+            log.info("resuming %s from %s (step %d of %d) on %d processes", run_dir, resume_from.name,
+                     state.global_step, steps, world.size)
+        loop = DeepSpeedLoop(engine=engine, world=world, spec=spec, examples=train_examples, eval_batches=eval_batches,
+                             plan_epoch=plan_epoch, collate=partial(collate, pad_id=pad_id, packing=spec.packing),
+                             state=state, run_dir=run_dir, tracker=tracker, callbacks=callbacks,
+                             progress=progress and world.is_main)
+        if rng is not None:
+            loop.restore_rng(rng)
+        try:
+            state = loop.run()
+        except KeyboardInterrupt:
+            tracker.close("KILLED")
+            raise _interrupted(run_dir, state, world) from None
+        eval_after = None
+        if recipe.eval.before_after and evaluating:
+            eval_after = single._evaluate(engine.module, tokenizer, recipe, records, eval_batches, "after")
+        dse.write_rank_digest(engine, world)
+        model = dse.consolidated_model(engine, recipe, world)
+        result = dist.on_main(world, lambda: single._finish(model, tokenizer, recipe, run_dir, state, report,
+                                                            eval_after, tracker))
+        return result
+    except (TrainingInterrupted, KeyboardInterrupt):
+        raise
+    except BaseException:
+        tracker.close("FAILED")
+        raise
+
+
+def _interrupted(run_dir: Path, state, world: dist.World) -> TrainingInterrupted:
+    from phitune.train.checkpoint import latest_checkpoint
+
+    latest = latest_checkpoint(run_dir)
+    where = (f"the last checkpoint is {latest}" if latest is not None
+             else "no checkpoint was written yet (set train.save_every)")
+    fix = (f"resume with: phitune train RECIPE --output {run_dir} --nproc {world.size} --resume" if latest is not None
+           else "start again; set train.save_every to write checkpoints")
+    return TrainingInterrupted(
+        f"training interrupted at step {state.global_step} of {state.total_steps}; {where} "
+        "(a distributed run does not checkpoint on Ctrl-C: the ranks stop at different points)",
+        [Problem(str(run_dir), "the run is incomplete", fix)])
+
+
+def check_launchable(recipe, output_dir: str | os.PathLike, resume: bool) -> None:
+    """What can be checked before starting processes, so a problem is reported once, cleanly: the run
+    folder can take this run (rank 0 repeats this; the second time finds nothing to do), the
+    DeepSpeed config builds from the recipe, and deepspeed is installed."""
+    from phitune.train.run import _prepare_run_dir
+
+    _prepare_run_dir(Path(output_dir), resume)
+    if recipe.train.deepspeed is not None:
+        from phitune.distributed.ds_config import deepspeed_config
+
+        deepspeed_config(recipe, device="gpu" if dist.use_gpu() else "cpu")
+    import importlib.util
+
+    if importlib.util.find_spec("deepspeed") is None:
+        raise TrainError("multi-process training needs the deepspeed package", [Problem(
+            "train.deepspeed", "deepspeed is not installed", "pip install 'phitune[deepspeed]'")])
