@@ -10,6 +10,8 @@ export TOKENIZERS_PARALLELISM := false
 export HF_HUB_OFFLINE := 1
 export MLFLOW_ENABLE_TELEMETRY := false
 export DO_NOT_TRACK := 1
+# mlflow 3.17 reads only MLFLOW_DISABLE_TELEMETRY (or DO_NOT_TRACK=true, not 1) to turn telemetry off.
+export MLFLOW_DISABLE_TELEMETRY := true
 
 .PHONY: install demo test test-fast bench lint clean
 

@@ -35,7 +35,8 @@ CASES = [
 QUICK = [CASES[0], CASES[1], CASES[4]]
 
 
-def run_case(hidden: int, layers: int, method: str, batch: int, seq: int, checkpointing: bool) -> dict:
+def run_case(hidden: int, layers: int, method: str, batch: int, seq: int, checkpointing: bool,
+             loop_allocator: bool = True) -> dict:
     from phitune.estimate.measure import measure_training_peak
     from phitune.estimate.memory import Hardware, estimate
     from phitune.estimate.shapes import model_shape
@@ -48,7 +49,7 @@ def run_case(hidden: int, layers: int, method: str, batch: int, seq: int, checkp
     recipe = load_recipe({"data": {"train": "unused.jsonl"}, "model": str(path), "tracking": "none",
                           "method": {"type": method},
                           "train": {"batch_size": batch, "max_seq_len": seq, "gradient_checkpointing": checkpointing}})
-    measured = measure_training_peak(recipe, batch, seq, steps=2)
+    measured = measure_training_peak(recipe, batch, seq, steps=2, loop_allocator=loop_allocator)
     hardware = Hardware("cpu", memory_bytes=1e12, runtime_bytes=measured["baseline_rss"])
     est = estimate(recipe, model_shape(recipe), hardware)
     error = (est.total - measured["peak_rss"]) / measured["peak_rss"]
@@ -59,19 +60,22 @@ def run_case(hidden: int, layers: int, method: str, batch: int, seq: int, checkp
             "measured_gb": measured["peak_rss"] / 1e9, "error": error, "error_above_runtime": train_error,
             "parts_gb": {"weights": est.weights / 1e9, "gradients": est.gradients / 1e9,
                          "optimizer": est.optimizer / 1e9, "activations": (est.activations or 0) / 1e9,
-                         "runtime": est.runtime / 1e9}}
+                         "runtime": est.runtime / 1e9, "overlap": -est.overlap / 1e9}}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="three cases only")
     parser.add_argument("--out", default=None, help="write the rows as JSON here")
+    parser.add_argument("--allocator", choices=["loop", "returned"], default="loop",
+                        help="loop: as TrainLoop trains (keep_freed_memory); returned: freed memory goes back to the OS")
     args = parser.parse_args(argv)
     rows = []
     print("| model | method | batch x seq | ckpt | estimated GB | measured GB | error | error above runtime |")
     print("|---|---|---|---|---|---|---|---|")
     for case in QUICK if args.quick else CASES:
-        row = run_case(*case)
+        row = run_case(*case, loop_allocator=args.allocator == "loop")
+        row["allocator"] = args.allocator
         rows.append(row)
         print(f"| {row['model']} | {row['method']} | {row['batch']} x {row['seq']} | "
               f"{'yes' if row['gradient_checkpointing'] else 'no'} | {row['estimated_gb']:.3f} | "

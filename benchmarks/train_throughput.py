@@ -6,8 +6,12 @@ targets, no dropout) for one epoch over the same generated chat conversations (2
 run is its own process; systems alternate (phitune, TRL, phitune, TRL, ...) so load on a shared machine
 hits both alike, and the reported ratio is the median of the per-round ratios.
 
-    .venv/bin/python benchmarks/train_throughput.py            # 3 rounds, 240 conversations (a few minutes)
-    .venv/bin/python benchmarks/train_throughput.py --quick    # 1 round, 96 conversations (about a minute)
+    .venv/bin/python benchmarks/train_throughput.py            # 3 rounds, 160 conversations, all rows
+    .venv/bin/python benchmarks/train_throughput.py --quick    # 1 round, 96 conversations, phitune and TRL only
+
+Rows: phitune (the default: length-grouped batches), TRL, phitune with packing, and a control: TRL
+with the same glibc malloc thresholds phitune's loop sets (train/allocator.py), given through
+MALLOC_*_THRESHOLD_ environment variables, to show how much of the gap is that setting alone.
 
 Not a test: nothing is asserted. Numbers depend on the machine and on what else runs on it.
 """
@@ -28,8 +32,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 TARGET_RATIO = 2.0
 TOKENS_DEFINITION = ("non-padding tokens/s = non-padding input tokens of one epoch (identical for every system) / "
-                     "wall time of the training loop (phitune: TrainLoop.run; TRL: on_train_begin to on_train_end), "
-                     "excluding model load, templating and tokenization")
+                     "wall time of the training loop (phitune: from train()'s tracker.log_params, right before the loop, to the "
+                     "last step's on_step_end callback; TRL: on_train_begin to on_train_end callbacks), excluding model "
+                     "load, templating and tokenization")
 OMP_NOTE = ("Workers run with OMP_WAIT_POLICY=PASSIVE (both systems alike) unless --omp-spin: on a shared, "
             "oversubscribed CPU, OpenMP's default spin-waiting made every torch process here several times slower "
             "(a training step went from ~0.3 s to ~15 s at load 9 on 2 cores), which would measure the neighbours, "
@@ -40,17 +45,18 @@ LOSS_DEFINITION = ("held-out loss = mean token cross-entropy over the assistant 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="1 round, 96 conversations, no packing row")
+    parser.add_argument("--quick", action="store_true", help="1 round, 96 conversations, no packing or control row")
     parser.add_argument("--rounds", type=int, default=None, help="alternating rounds (default 3, quick 1)")
-    parser.add_argument("--conversations", type=int, default=None, help="training conversations (default 240, quick 96)")
+    parser.add_argument("--conversations", type=int, default=None, help="training conversations (default 160, quick 96)")
     parser.add_argument("--heldout", type=int, default=48, help="held-out conversations for the loss (default 48)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--no-packing", action="store_true", help="skip the phitune packing row")
+    parser.add_argument("--no-control", action="store_true", help="skip the TRL + malloc settings row")
     parser.add_argument("--workdir", default=None, help="keep model and data here (default: a temp dir)")
     parser.add_argument("--out", default=str(HERE / "results" / "train_throughput.md"),
                         help="markdown table (the JSON goes next to it)")
-    parser.add_argument("--worker", choices=["phitune", "phitune-packing", "trl"], help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=["phitune", "phitune-packing", "trl", "trl-malloc"], help=argparse.SUPPRESS)
     parser.add_argument("--spec", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=42, help="seed of round 1; round r uses seed + r - 1")
@@ -66,10 +72,11 @@ def main() -> int:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # inherited by every worker alike
 
     rounds = args.rounds or (1 if args.quick else 3)
-    n_train = args.conversations or (96 if args.quick else 240)
+    n_train = args.conversations or (96 if args.quick else 160)
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="phitune-bench-train-"))
     spec = prepare(work, n_train, args.heldout, args.batch_size, args.lr)
-    systems = ["phitune", "trl"] + ([] if args.no_packing or args.quick else ["phitune-packing"])
+    systems = (["phitune", "trl"] + ([] if args.no_packing or args.quick else ["phitune-packing"])
+               + ([] if args.no_control or args.quick else ["trl-malloc"]))
     runs: list[dict] = []
     for r in range(rounds):
         order = systems if r % 2 == 0 else systems[::-1]  # neither system always runs first
@@ -129,13 +136,22 @@ def run_worker(system: str, work: Path, round_no: int, seed: int) -> dict:
     log = work / f"log-{system}-{round_no}.txt"
     started = time.perf_counter()
     with log.open("w") as out:
-        done = subprocess.run(cmd, cwd=work, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": (
-            os.pathsep.join([str(HERE)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))})
+        done = subprocess.run(cmd, cwd=work, stdout=out, stderr=subprocess.STDOUT, env=_worker_env(system))
     if done.returncode:
         sys.exit(f"{system} failed (exit {done.returncode}); its output:\n{log.read_text()[-4000:]}")
     run = json.loads(result.read_text())
     run["process_s"] = round(time.perf_counter() - started, 1)
     return run
+
+
+def _worker_env(system: str) -> dict:
+    from phitune.train.allocator import MMAP_THRESHOLD, TRIM_THRESHOLD
+
+    path = [str(HERE)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
+    if system == "trl-malloc":  # glibc reads these at start-up; phitune sets the same with mallopt
+        env.update(MALLOC_MMAP_THRESHOLD_=str(MMAP_THRESHOLD), MALLOC_TRIM_THRESHOLD_=str(TRIM_THRESHOLD))
+    return env
 
 
 def _worker(system: str, spec_path: Path, result: Path, seed: int) -> int:
@@ -149,8 +165,16 @@ def _worker(system: str, spec_path: Path, result: Path, seed: int) -> int:
     transformers.logging.set_verbosity_error()
     spec = {**json.loads(spec_path.read_text()), "seed": seed}
     load_before = os.getloadavg()[0]
-    run = run_trl(spec) if system == "trl" else run_phitune(spec, packing=system == "phitune-packing")
+    if system.startswith("trl"):
+        run = run_trl(spec)
+        run["system"] += " + malloc env" if system == "trl-malloc" else ""
+    else:
+        run = run_phitune(spec, packing=system == "phitune-packing")
+    import resource
+
     import torch
+
+    run["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
     run.update(load_before=round(load_before, 2), load_after=round(os.getloadavg()[0], 2), seed=seed,
                torch_threads=torch.get_num_threads(), omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", "(default)"))
@@ -217,6 +241,8 @@ def markdown(results: dict) -> str:
         "process CPU time (all threads) of the same loop. Per-round ratios: " + per_round + ".",
         f"{results['loss']}; {data['heldout_conversations']} held-out conversations.",
         f"OMP_WAIT_POLICY={policies}. {OMP_NOTE}.",
+        "Packing bins hold batch x max_seq_len tokens, so the packed run takes fewer, larger optimizer steps over "
+        "the same epoch: its held-out loss is not comparable with the others'.",
         "",
     ]
     return "\n".join(lines + notes)

@@ -21,6 +21,7 @@ def _offline_env(tmp_path_factory):
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     os.environ["MLFLOW_ENABLE_TELEMETRY"] = "false"
     os.environ["DO_NOT_TRACK"] = "1"
+    os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"  # what mlflow 3.17 actually reads
     os.environ["AZURE_ML_DISABLE_ON_DISK_CACHE"] = "true"
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     yield

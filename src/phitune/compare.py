@@ -27,10 +27,6 @@ from phitune.errors import Problem, RecipeError, TrainError
 DEFAULT_METHODS = ("lora", "dora", "qlora", "ia3", "prompt_tuning", "full")
 COLUMNS = ("method", "trainable_params", "trainable_pct", "peak_rss_mb", "tokens_per_s", "final_train_loss",
            "final_eval_loss", "train_runtime_s", "wall_time_s")
-LOW_RANK = ("lora", "dora", "qlora", "loha", "lokr")
-CARRIED = {"lora": ("r", "alpha", "dropout", "target_modules", "bias"), "dora": ("r", "alpha", "dropout", "target_modules", "bias"),
-           "qlora": ("r", "alpha", "dropout", "target_modules", "bias"), "loha": ("r", "alpha", "target_modules"),
-           "lokr": ("r", "alpha", "target_modules"), "ia3": ("target_modules",)}
 ERROR_TAIL = 1500
 
 
@@ -65,17 +61,15 @@ class Comparison:
 
 def method_overrides(recipe, method: str) -> list[str]:
     """The `--set` overrides that turn `recipe` into a run of `method`."""
-    section: dict = {"type": method}
+    # Settings the recipe's method shares with `method` carry over (r, alpha, target_modules...);
+    # the rest are `method`'s defaults.
     current = recipe.method.model_dump(mode="json")
-    for key in CARRIED.get(method, ()):
-        if key in current and recipe.method.type in LOW_RANK + ("ia3",):
-            section[key] = current[key]
-    if method == "ia3":
+    fields = _method_classes()[method].model_fields
+    section = {"type": method, **{k: v for k, v in current.items() if k in fields and k != "type"}}
+    if method == "ia3" and recipe.method.type != "ia3" and "target_modules" in section:
         from phitune.recipe.method import PHI3_FEEDFORWARD
 
-        targets = section.get("target_modules") or []
-        if targets:
-            section["feedforward_modules"] = [m for m in PHI3_FEEDFORWARD if m in targets]
+        section["feedforward_modules"] = [m for m in PHI3_FEEDFORWARD if m in section["target_modules"]]
     sets = [f"method={json.dumps(section)}", "output.merge=false", "eval.before_after=false"]
     if method in ("prompt_tuning", "prefix_tuning") and recipe.train.packing:
         sets.append("train.packing=false")  # virtual tokens are per row: packed examples would share them
@@ -211,13 +205,18 @@ def plot(rows: list[dict], path: Path) -> Path:
     return path
 
 
-def _method_types() -> list[str]:
+def _method_classes() -> dict:
+    """method type -> its recipe class, from the `MethodSpec` union (so new methods appear by themselves)."""
     from typing import get_args
 
     from phitune.recipe.method import MethodSpec
 
     union = get_args(MethodSpec)[0]
-    return [get_args(cls.model_fields["type"].annotation)[0] for cls in get_args(union)]
+    return {get_args(cls.model_fields["type"].annotation)[0]: cls for cls in get_args(union)}
+
+
+def _method_types() -> list[str]:
+    return list(_method_classes())
 
 
 def _round(value, digits: int):

@@ -41,6 +41,7 @@ def test_example_data_of_every_task_is_clean(recipe_path, tiny_model_dir):
         assert scan.report.used == scan.report.records >= 60
 
 
+@pytest.mark.slow
 def test_ner_records_are_checked(tmp_path, tiny_model_dir):
     bad = _jsonl(tmp_path / "ner.jsonl", [
         {"words": ["ann", "sang"], "tags": ["B-PER", "O"]},        # 1 good

@@ -18,10 +18,10 @@ CASES = {
     "chat": (40, "exact_match", 0.3),
     "completion": (20, "perplexity", None),  # perplexity must fall at least 10x
     "classification": (40, "accuracy", 0.3),
-    "classification-head": (40, "accuracy", 0.15),
-    "ner": (60, "entity_f1", 0.05),
-    "ner-head": (40, "entity_f1", 0.15),
-    "qa": (60, "token_f1", 0.25),
+    "classification-head": (60, "accuracy", 0.15),
+    "ner": (160, "entity_f1", 0.2),
+    "ner-head": (40, "entity_f1", 0.1),
+    "qa": (100, "token_f1", 0.3),
     "translation": (60, "chrf", 20.0),
     "summarization": (40, "rouge_l", 0.25),
 }
@@ -48,19 +48,27 @@ def test_training_improves_the_task_metric(name, tmp_path, tiny_model_dir):
 
 @pytest.mark.slow
 def test_head_run_reloads_for_eval_and_logs_to_mlflow(tmp_path, tiny_model_dir, mlflow_uri):
+    import torch
     from mlflow.tracking import MlflowClient
 
     from phitune.evaluate.on_file import evaluate_on_file
+    from phitune.models.run_dir import load_for_inference
 
     run_dir = tmp_path / "run"
-    result = train(_recipe("ner-head", tiny_model_dir, "train.max_steps=30", "tracking.experiment=tasks-test"),
-                   run_dir, progress=False)
+    result = train(_recipe("ner-head", tiny_model_dir, "train.max_steps=30", "tracking.experiment=tasks-test",
+                           "output.merge=true"), run_dir, progress=False)
     saved = json.loads((run_dir / "resolved_recipe.json").read_text())["recipe"]["task"]
     assert saved["labels"] == ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"] and saved["head"] == "classifier"
 
     heldout = EXAMPLES / "data" / "ner-heldout.jsonl"
     evaluated, eval_json, preds = evaluate_on_file(run_dir, heldout, limit=24)
-    # the reloaded model (base + adapter with the saved `score` head) scores exactly as at the end of training
+    # merged/ (what eval loads) and base + adapter/ (with the saved `score` head) are the same token classifier
+    merged, tokenizer = load_for_inference(run_dir)
+    adapted, _ = load_for_inference(run_dir, prefer_merged=False)
+    ids = tokenizer("the doctor went to the red city", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        assert torch.allclose(merged(input_ids=ids).logits, adapted(input_ids=ids).logits, atol=1e-5)
+    # and the reloaded model scores exactly as at the end of training
     for key in ("entity_precision", "entity_recall", "entity_f1"):
         assert evaluated.metrics[key] == pytest.approx(result.eval_after[key])
     rows = [json.loads(line) for line in preds.read_text().splitlines()]

@@ -112,6 +112,7 @@ def test_bad_data_exits_2_with_file_and_line(tmp_path):
     assert f"{train_file}:3" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_resume_without_checkpoint_and_missing_model_folder_exit_2(tmp_path):
     recipe = write_recipe(tmp_path, tracking="none")
     proc = run_cli("train", str(recipe), "--output", str(tmp_path / "run"), "--resume")

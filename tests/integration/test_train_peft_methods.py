@@ -27,13 +27,13 @@ CASES = [
 ]
 
 
-def recipe_for(tmp_path, method: dict, lr: float):
+def recipe_for(tmp_path, method: dict, lr: float, merge: bool = False):
     from phitune.recipe.load import load_recipe
 
     train_file, heldout = small_data(tmp_path, n_train=16, n_eval=4)
     return load_recipe({
         "name": "t", "model": "builtin:tiny-phi3", "data": {"train": train_file, "validation": heldout},
-        "method": method, "tracking": "none",
+        "method": method, "tracking": "none", "output": {"merge": merge},
         "train": {"max_steps": 4, "batch_size": 4, "lr": lr, "max_seq_len": 128, "seed": 1, "eval_every": 1},
     })
 
@@ -110,6 +110,7 @@ def test_qlora_on_a_full_precision_base_is_refused(tiny_model_dir):
         apply_method(load_base_model(recipe.model), recipe.method)
 
 
+@pytest.mark.slow
 def test_qlora_gradients_do_not_change_after_an_evaluation_pass():
     """bitsandbytes repacks 4-bit weights for inference on AVX512-BF16 CPUs; training after an
     evaluation must still backpropagate through the same weights (phitune turns the repacking off)."""
@@ -133,3 +134,23 @@ def test_qlora_gradients_do_not_change_after_an_evaluation_pass():
     after = gradients()
     for name, grad in before.items():
         torch.testing.assert_close(after[name], grad, atol=0, rtol=0, msg=name)
+
+
+@pytest.mark.slow
+def test_qlora_merge_folds_the_adapter_into_the_full_precision_base(tmp_path, tiny_model_dir, tokenizer):
+    """merged/ of a QLoRA run is a plain model (no bitsandbytes) equal to full-precision base + adapter."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from phitune.train.run import train
+
+    train(recipe_for(tmp_path, {"type": "qlora"}, 1e-2, merge=True), tmp_path / "run", progress=False)
+    merged_dir = tmp_path / "run" / "merged"
+    assert "quantization_config" not in json.loads((merged_dir / "config.json").read_text())
+    merged = AutoModelForCausalLM.from_pretrained(merged_dir).eval()
+    unmerged = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+                                         tmp_path / "run" / "adapter").eval()
+    ids = torch.tensor([tokenizer("<|user|>\nReview: Great.<|end|>\n<|assistant|>\n")["input_ids"]])
+    with torch.no_grad():
+        torch.testing.assert_close(merged(input_ids=ids).logits, unmerged(input_ids=ids).logits, atol=1e-5, rtol=0)
+    assert type(merged.model.layers[0].mlp.down_proj).__name__ == "Linear"

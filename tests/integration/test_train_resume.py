@@ -102,7 +102,7 @@ def test_resume_from_an_earlier_checkpoint_and_same_seed_give_identical_weights(
         assert torch.equal(adapter(again)[name], tensor), name
 
 
-def test_resume_refuses_a_changed_recipe_and_a_missing_checkpoint(tmp_path):
+def test_resume_without_a_checkpoint_is_refused(tmp_path):
     from phitune.train.run import train
 
     with pytest.raises(TrainError, match="nothing to resume"):

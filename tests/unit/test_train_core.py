@@ -140,3 +140,17 @@ def test_metric_registry_is_keyed_by_task_type():
     register_metric("unit-test-task", "length")(lambda p, r: {"mean_len": sum(map(len, p)) / len(p)})
     assert compute_metrics("unit-test-task", ["ab", "abcd"], ["", ""]) == {"mean_len": 3.0}
     assert perplexity(math.log(5.0)) == pytest.approx(5.0) and perplexity(None) is None
+
+
+def test_cpu_threads_follow_the_user_and_are_restored(monkeypatch):
+    from phitune.train.device import cpu_threads
+
+    before = torch.get_num_threads()
+    monkeypatch.setenv("PHITUNE_CPU_THREADS", "1")
+    with cpu_threads(torch.device("cpu")) as threads:
+        assert threads == torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    monkeypatch.delenv("PHITUNE_CPU_THREADS")
+    monkeypatch.setenv("OMP_NUM_THREADS", str(before))
+    with cpu_threads(torch.device("cpu")) as threads:  # the user's OMP_NUM_THREADS is never overridden
+        assert threads == before

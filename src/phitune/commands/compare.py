@@ -4,8 +4,9 @@ each method (one process each) and write compare.md, compare.csv and compare.png
 from __future__ import annotations
 
 from phitune.commands.common import add_set_option
+from phitune.compare import DEFAULT_METHODS as METHODS  # stdlib-only module: cheap for --help
 
-DEFAULT_METHODS = "lora,dora,qlora,ia3,prompt_tuning,full"
+DEFAULT_METHODS = ",".join(METHODS)
 
 
 def register(sub) -> None:

@@ -86,6 +86,10 @@ def _candidates(recipe: "Recipe", hardware: "Hardware", est: "Estimate", shape_f
                        "train.deepspeed.offload_params=true"], "parameters and optimizer states in CPU RAM (ZeRO-3)"))
     if train.max_seq_len >= 256:
         found.append(([f"train.max_seq_len={train.max_seq_len // 2}"], "shorter sequences (longer examples become errors)"))
+    if not train.gradient_checkpointing and method.type != "prefix_tuning":  # then the same, plus checkpointing
+        found += [(overrides + ["train.gradient_checkpointing=true"], f"{why}, and gradient checkpointing")
+                  for overrides, why in list(found) if any(o.startswith(("train.deepspeed", "method.type"))
+                                                           for o in overrides)]
     return found
 
 

@@ -3,14 +3,15 @@
 `measure_training_peak(recipe, batch, seq)` writes the resolved recipe to a temp file and runs
 `python -m phitune.estimate.measure` on it: load the model through `load_trainable_model` (exactly
 what `phitune train` does), then run `steps` optimizer steps on a fixed random batch of `batch` rows
-of `seq` tokens, every token a label. The child reports its RSS after imports (the runtime baseline),
-after loading the model, and its peak (`ru_maxrss`, which counts file-backed pages too), in bytes.
+of `seq` tokens, every token a label, with the training loop's loss, optimizer and allocator setting. The child reports its RSS after imports (the runtime baseline),
+after loading the model, and its peak (VmHWM, which counts file-backed pages too), in bytes.
 Used by benchmarks/qlora_memory.py, benchmarks/estimate_accuracy.py and the tests; a fresh process
 per measurement because a peak can only go up.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -19,8 +20,12 @@ import tempfile
 from pathlib import Path
 
 
-def measure_training_peak(recipe, batch: int, seq: int, steps: int = 2, timeout: int = 1800) -> dict:
-    """{"baseline_rss", "loaded_rss", "peak_rss", "trainable_params", "losses"} of a fresh training process."""
+def measure_training_peak(recipe, batch: int, seq: int, steps: int = 2, timeout: int = 1800,
+                          loop_allocator: bool = True) -> dict:
+    """{"baseline_rss", "loaded_rss", "peak_rss", "trainable_params", "losses"} of a fresh training process.
+
+    loop_allocator=False trains without the loop's keep_freed_memory (freed blocks of 1 MB and more
+    go back to the OS, phitune.models.host_memory), to measure what that setting costs in memory."""
     from phitune.errors import Problem, TrainError
     from phitune.recipe.load import write_resolved
 
@@ -28,7 +33,8 @@ def measure_training_peak(recipe, batch: int, seq: int, steps: int = 2, timeout:
         path = write_resolved(recipe, Path(tmp) / "resolved_recipe.json")
         env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
         proc = subprocess.run([sys.executable, "-m", "phitune.estimate.measure", str(path), str(batch), str(seq),
-                               str(steps)], capture_output=True, text=True, timeout=timeout, env=env)
+                               str(steps), "loop" if loop_allocator else "returned"],
+                              capture_output=True, text=True, timeout=timeout, env=env)
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise TrainError("the measuring process failed", [Problem("measure", tail)])
@@ -42,19 +48,30 @@ def _rss() -> int:
 
 
 def _peak_rss() -> int:
+    """Peak RSS of this process image. On Linux VmHWM, not ru_maxrss: Linux carries the parent's
+    high-water mark into ru_maxrss across fork + exec, so a child of a 900 MB parent reports at
+    least 900 MB whatever it does."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     import resource
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB on Linux
 
 
-def _child(recipe_path: str, batch: int, seq: int, steps: int) -> dict:
+def _child(recipe_path: str, batch: int, seq: int, steps: int, loop_allocator: bool = True) -> dict:
     import torch
     import transformers  # noqa: F401  (the runtime a training process has loaded)
     import peft  # noqa: F401
 
     from phitune.models.build import load_trainable_model
     from phitune.recipe.load import load_recipe
+    from phitune.train.allocator import keep_freed_memory
     from phitune.train.loss import token_loss_sum
     from phitune.train.optim import make_optimizer
 
@@ -68,12 +85,13 @@ def _child(recipe_path: str, batch: int, seq: int, steps: int) -> dict:
     rows = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids.clone()}
     optimizer = make_optimizer(model, recipe.train)
     losses = []
-    for _ in range(steps):
-        loss, count = token_loss_sum(model, rows)
-        (loss / count).backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        losses.append(float(loss) / count)
+    with keep_freed_memory() if loop_allocator else contextlib.nullcontext():  # what TrainLoop.run trains under
+        for _ in range(steps):
+            loss, count = token_loss_sum(model, rows)
+            (loss / count).backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses.append(float(loss) / count)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return {"baseline_rss": baseline, "loaded_rss": loaded, "peak_rss": _peak_rss(), "trainable_params": trainable,
             "losses": losses}
@@ -81,4 +99,4 @@ def _child(recipe_path: str, batch: int, seq: int, steps: int) -> dict:
 
 if __name__ == "__main__":
     path, b, s, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-    print(json.dumps(_child(path, b, s, n)))
+    print(json.dumps(_child(path, b, s, n, loop_allocator=sys.argv[5:6] != ["returned"])))

@@ -16,7 +16,11 @@ layer, LoRA 14h + 5I (its dropout copies of each adapted input), ... For compari
 (2022) give s*b*h*(34 + 5*a*s/h) bytes per GPT layer in 16-bit with materialised attention scores.
 With gradient checkpointing only each layer's input (h) is kept, plus one layer recomputed during
 backward. DoRA, LoHa and LoKr also build weight-sized tensors per adapted layer.
-Peak memory adds a backward transient: the gradient of the logits and of one layer's activations.
+Peak memory adds a backward transient (the gradient of the logits and of one layer's widest
+activations) and, with one micro-batch per step, subtracts the overlap of gradients and activations:
+backward frees each layer's activations as its gradients appear, so both are never at their peak at
+once (with accumulation the gradients stay through the next forward, so they add up).
+Checked against measured CPU peaks in benchmarks/estimate_accuracy.py (README: "Memory estimates").
 """
 
 from __future__ import annotations
@@ -82,6 +86,8 @@ class Estimate:
     optimizer: float
     activations: float | None
     activations_per_sample: float | None
+    activations_fixed: float  # per step, not per sample (weight-sized tensors of DoRA/LoHa/LoKr)
+    overlap: float  # activations freed while gradients appear (grad_accum 1): not both at their peak
     buffers: float  # DeepSpeed buckets / ZeRO-3 gathered parameters
     runtime: float
     offloaded: float  # kept in CPU RAM by ZeRO-Offload (per process)
@@ -98,7 +104,7 @@ class Estimate:
 
     @property
     def total(self) -> float:
-        return self.static + (self.activations or 0.0)
+        return self.static + (self.activations or 0.0) - self.overlap
 
 
 def estimate(recipe: "Recipe", shape: "ModelShape", hardware: Hardware) -> Estimate:
@@ -121,7 +127,7 @@ def estimate(recipe: "Recipe", shape: "ModelShape", hardware: Hardware) -> Estim
     else:
         a = 2 if mixed else 4
         states = z.trainable_states(trainable or 0, devices, stage, a, a, z.ADAM_MIXED_K if mixed else 8)
-        frozen = z.frozen_weights(1, devices, stage, _frozen_base_bytes(recipe, shape, 2 if mixed else w))
+        frozen = z.frozen_weights(_frozen_base_bytes(recipe, shape, 2 if mixed else w), devices, stage)
         if trainable is None:
             notes.append("adapter size unknown without the model config: adapter states not counted")
     weights, optimizer = states.weights + frozen, states.optimizer
@@ -136,19 +142,23 @@ def estimate(recipe: "Recipe", shape: "ModelShape", hardware: Hardware) -> Estim
                                  2 if mixed else w) if ds else 0.0
 
     compute = 2 if mixed else DTYPE_BYTES[(getattr(method, "compute_dtype", None) or dtype)]
-    per_sample = activation_bytes(recipe, shape, 1, compute) if shape.has_architecture else None
+    per_sample, fixed = activation_bytes(recipe, shape, 1, compute) if shape.has_architecture else (None, 0.0)
     if per_sample is None:
         notes.append("activations unknown without the model config (hidden size, layers)")
     b = recipe.train.batch_size
-    return Estimate(weights=weights, gradients=states.gradients, optimizer=optimizer,
-                    activations=None if per_sample is None else per_sample * b, activations_per_sample=per_sample,
-                    buffers=buffers, runtime=hardware.runtime, offloaded=offloaded, micro_batch=b, stage=stage,
+    activations = None if per_sample is None else fixed + per_sample * b
+    # Backward frees each layer's activations as its gradients appear, so with one micro-batch per
+    # step the two peaks do not add up; accumulation keeps gradients through the next forward.
+    overlap = min(states.gradients, activations) if activations and recipe.train.grad_accum == 1 else 0.0
+    return Estimate(weights=weights, gradients=states.gradients, optimizer=optimizer, activations=activations,
+                    activations_per_sample=per_sample, activations_fixed=fixed, overlap=overlap, buffers=buffers,
+                    runtime=hardware.runtime, offloaded=offloaded, micro_batch=b, stage=stage,
                     devices=devices, precision=ds.precision if ds else dtype, trainable_params=trainable, notes=notes)
 
 
-def activation_bytes(recipe: "Recipe", shape: "ModelShape", batch: int, element_bytes: int) -> float:
-    """Peak activation memory of one micro-batch of `batch` rows of train.max_seq_len tokens (every
-    token a label: chat data that masks prompts needs less for the logits)."""
+def activation_bytes(recipe: "Recipe", shape: "ModelShape", batch: int, element_bytes: int) -> tuple[float, float]:
+    """(bytes that grow with the micro-batch, bytes per step) of activations for `batch` rows of
+    train.max_seq_len tokens (every token a label: chat data that masks prompts needs less)."""
     method = recipe.method
     c_h, c_i, c_0 = ACTIVATION_COEFFICIENTS.get(method.type, ACTIVATION_COEFFICIENTS["lora"])
     h, inter, layers = shape.hidden, shape.intermediate, shape.layers
@@ -161,16 +171,20 @@ def activation_bytes(recipe: "Recipe", shape: "ModelShape", batch: int, element_
     logits = shape.vocab * 4.0  # fp32 logits of labelled positions (the loss up-casts)
     # Backward transient: gradients of the logits and of the widest activations of one layer.
     transient = shape.vocab * 4.0 + (2 * inter + 2 * h) * element_bytes
-    per_model = _weight_sized(recipe, shape) * element_bytes
-    return tokens * (kept * element_bytes + logits + transient) + per_model
+    return tokens * (kept * element_bytes + logits + transient), _weight_sized(recipe, shape) * element_bytes
 
 
 def max_micro_batch(recipe: "Recipe", shape: "ModelShape", hardware: Hardware, est: Estimate) -> int | None:
     """Largest micro-batch whose total fits the per-process budget (0: not even 1; None: unknown)."""
     if not est.activations_per_sample:
         return None
-    free = hardware.budget_per_process - est.static
-    return max(0, math.floor(free / est.activations_per_sample))
+    budget = hardware.budget_per_process
+    fixed = est.static + est.activations_fixed
+    if recipe.train.grad_accum == 1:  # total = static - gradients + max(gradients, activations)
+        if est.static > budget:
+            return 0
+        fixed -= est.gradients
+    return max(0, math.floor((budget - fixed) / est.activations_per_sample))
 
 
 def fits(est: Estimate, hardware: Hardware) -> bool:

@@ -23,7 +23,8 @@ def as_dict(recipe: "Recipe", shape: "ModelShape", hardware: "Hardware", est: "E
         "per_device_gb": {"weights": est.weights / GB, "gradients": est.gradients / GB,
                           "optimizer": est.optimizer / GB,
                           "activations": None if est.activations is None else est.activations / GB,
-                          "deepspeed_buffers": est.buffers / GB, "runtime": est.runtime / GB, "total": est.total / GB},
+                          "deepspeed_buffers": est.buffers / GB, "runtime": est.runtime / GB,
+                          "overlap": -est.overlap / GB, "total": est.total / GB},
         "offloaded_to_cpu_gb": est.offloaded / GB, "fits": fits, "max_micro_batch": max_batch,
         "suggestions": [{"set": list(s.overrides), "why": s.why, "total_gb": s.total / GB} for s in suggestions],
         "notes": est.notes,
@@ -52,6 +53,8 @@ def render(recipe: "Recipe", shape: "ModelShape", hardware: "Hardware", est: "Es
     if recipe.train.deepspeed:
         rows.append(("DeepSpeed buffers", est.buffers))
     rows.append(("runtime (framework, context)", est.runtime))
+    if est.overlap:
+        rows.append(("activations freed as grads fill", -est.overlap))
     for label, value in rows:
         lines.append(f"    {label:<30} {'n/a' if value is None else f'{value / GB:8.3f}'}")
     lines.append(f"    {'total':<30} {est.total / GB:8.3f}")
@@ -73,7 +76,7 @@ def render(recipe: "Recipe", shape: "ModelShape", hardware: "Hardware", est: "Es
         for s in suggestions:
             lines.append(f"    {s.command:<70} {s.total / GB:7.2f} GB  {s.why}")
     elif not fits:
-        lines.append("  no single change found that fits: use more GPUs (--gpus/--nodes with ZeRO-3) or a smaller model")
+        lines.append("  no change found that fits: use more GPUs (--gpus/--nodes with ZeRO-3) or a smaller model")
     return "\n".join(lines)
 
 

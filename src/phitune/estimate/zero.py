@@ -51,11 +51,11 @@ def trainable_states(params: float, devices: int, stage: int, weight_bytes: floa
     )
 
 
-def frozen_weights(params: float, devices: int, stage: int, bytes_per_param: float) -> float:
-    """Per-device bytes of weights that do not train (no gradients, no optimizer state); only
+def frozen_weights(total_bytes: float, devices: int, stage: int) -> float:
+    """Per-device share of weights that do not train (no gradients, no optimizer state): only
     ZeRO-3 shards them."""
     _check(devices, stage)
-    return params * bytes_per_param / (devices if stage >= 3 else 1)
+    return total_bytes / (devices if stage >= 3 else 1)
 
 
 def zero_paper_bytes(params: float, devices: int, stage: int, k: float = ADAM_MIXED_K) -> float:

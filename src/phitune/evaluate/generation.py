@@ -40,6 +40,7 @@ def generate(model, tokenizer, prompts: Sequence[list[int]], max_new_tokens: int
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     stops = stop_token_ids(tokenizer, model)
     was_training = model.training
+    device = next(model.parameters()).device
     model.eval()
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths, less padding
     replies: dict[int, str] = {}
@@ -55,7 +56,7 @@ def generate(model, tokenizer, prompts: Sequence[list[int]], max_new_tokens: int
                     input_ids[row, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
                     attention[row, width - len(ids):] = 1
                 out = model.generate(
-                    input_ids=input_ids, attention_mask=attention, max_new_tokens=max_new_tokens,
+                    input_ids=input_ids.to(device), attention_mask=attention.to(device), max_new_tokens=max_new_tokens,
                     do_sample=False, num_beams=1, eos_token_id=stops, pad_token_id=pad_id,
                 )
                 for row, i in enumerate(idx):

@@ -45,6 +45,10 @@ def apply_method(model, method: "MethodSpec"):
         from phitune.models.prompt_learning import PromptTuningCausalLM
 
         return PromptTuningCausalLM(model, config)
+    if method.type == "qlora":
+        from phitune.models.qlora_model import QloraCausalLM
+
+        return QloraCausalLM(model, config)  # merges into the full-precision base
     from peft import get_peft_model
 
     return get_peft_model(model, config)

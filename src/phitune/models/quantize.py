@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from phitune.recipe.sections import ModelSpec
 
 WEIGHT_INDEX = "model.safetensors.index.json"
+SPEC_ATTRIBUTE = "_phitune_model_spec"  # the ModelSpec a quantized model was loaded from
 
 
 def quantization_config(method: "QloraMethod", model_dtype: str):
@@ -70,6 +71,7 @@ def load_quantized_model(spec: "ModelSpec", quantization_config):
         for handle in handles:
             handle.__exit__(None, None, None)
     model.config._name_or_path = str(folder)  # where the tokenizer is (prompt tuning init: text)
+    setattr(model, SPEC_ATTRIBUTE, spec)  # merging (qlora_model.py) reloads the base in full precision from it
     try:
         model.generation_config = GenerationConfig.from_pretrained(folder)
     except OSError:

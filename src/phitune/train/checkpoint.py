@@ -31,7 +31,8 @@ def capture_rng() -> dict[str, Any]:
     import numpy as np
     import torch
 
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(), "cuda": cuda}
 
 
 def restore_rng(states: dict[str, Any]) -> None:
@@ -41,6 +42,8 @@ def restore_rng(states: dict[str, Any]) -> None:
     random.setstate(states["python"])
     np.random.set_state(states["numpy"])
     torch.set_rng_state(states["torch"])
+    if states.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 def trainable_state(model) -> dict:
@@ -58,7 +61,8 @@ def save_checkpoint(run_dir: Path, step: int, model, optimizer, scheduler, state
         save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
         (tmp / "optimizer.json").write_text(json.dumps(opt_rest))
         (tmp / "scheduler.json").write_text(json.dumps(_jsonable(scheduler.state_dict())))
-        save_file({"torch": rng["torch"].contiguous()}, str(tmp / "rng_torch.safetensors"))
+        cuda = {f"cuda.{i}": t.contiguous() for i, t in enumerate(rng.get("cuda", []))}
+        save_file({"torch": rng["torch"].contiguous(), **cuda}, str(tmp / "rng_torch.safetensors"))
         py_version, py_state, py_gauss = rng["python"]
         np_name, np_keys, np_pos, np_has_gauss, np_gauss = rng["numpy"]
         (tmp / "rng.json").write_text(json.dumps({
@@ -99,10 +103,12 @@ def load_checkpoint(path: Path, model, optimizer, scheduler) -> tuple[dict, dict
     raw = json.loads((path / "rng.json").read_text())
     py_version, py_state, py_gauss = raw["python"]
     np_name, np_keys, np_pos, np_has_gauss, np_gauss = raw["numpy"]
+    torch_rng = load_file(str(path / "rng_torch.safetensors"))
     rng = {
         "python": (py_version, tuple(py_state), py_gauss),
         "numpy": (np_name, np.array(np_keys, dtype=np.uint32), np_pos, np_has_gauss, np_gauss),
-        "torch": load_file(str(path / "rng_torch.safetensors"))["torch"],
+        "torch": torch_rng["torch"],
+        "cuda": [torch_rng[f"cuda.{i}"] for i in range(sum(k.startswith("cuda.") for k in torch_rng))],
     }
     return json.loads((path / STATE_FILE).read_text()), rng
 

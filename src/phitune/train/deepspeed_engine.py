@@ -125,7 +125,8 @@ def _save_rng(folder: Path, rank: int, rng: dict) -> None:
     """Same content as phitune.train.checkpoint's rng.json + rng_torch.safetensors, one pair per rank."""
     from safetensors.torch import save_file
 
-    save_file({"torch": rng["torch"].contiguous()}, str(folder / f"rank-{rank}.safetensors"))
+    cuda = {f"cuda.{i}": t.contiguous() for i, t in enumerate(rng.get("cuda", []))}
+    save_file({"torch": rng["torch"].contiguous(), **cuda}, str(folder / f"rank-{rank}.safetensors"))
     py_version, py_state, py_gauss = rng["python"]
     np_name, np_keys, np_pos, np_has_gauss, np_gauss = rng["numpy"]
     (folder / f"rank-{rank}.json").write_text(json.dumps({
@@ -140,9 +141,11 @@ def _load_rng(folder: Path, rank: int) -> dict:
     raw = json.loads((folder / f"rank-{rank}.json").read_text())
     py_version, py_state, py_gauss = raw["python"]
     np_name, np_keys, np_pos, np_has_gauss, np_gauss = raw["numpy"]
+    tensors = load_file(str(folder / f"rank-{rank}.safetensors"))
     return {"python": (py_version, tuple(py_state), py_gauss),
             "numpy": (np_name, np.array(np_keys, dtype=np.uint32), np_pos, np_has_gauss, np_gauss),
-            "torch": load_file(str(folder / f"rank-{rank}.safetensors"))["torch"]}
+            "torch": tensors["torch"],
+            "cuda": [tensors[f"cuda.{i}"] for i in range(sum(k.startswith("cuda.") for k in tensors))]}
 
 
 # --- outputs ---------------------------------------------------------------------------------------

@@ -29,6 +29,8 @@ def train_distributed(recipe, output_dir: str | os.PathLike, *, resume: bool = F
                       tracker=None, progress: bool = True):
     """Same contract as `phitune.train.run.train`; rank 0's RunResult is returned on every rank."""
     world = dist.init_process_group()
+    if not world.is_main:  # rank 0 reports progress and data summaries; the others only warnings
+        logging.getLogger("phitune").setLevel(max(logging.WARNING, logging.getLogger("phitune").getEffectiveLevel()))
     try:
         return _train_rank(world, recipe, Path(output_dir), resume, callbacks, tracker, progress)
     finally:

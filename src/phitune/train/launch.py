@@ -13,7 +13,6 @@ replaced by one line naming the rank and exit code. OMP threads default to cores
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
 from phitune.errors import Problem, TrainError

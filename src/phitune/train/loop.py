@@ -24,6 +24,8 @@ from typing import Any, Callable, Protocol, Sequence
 
 from phitune.errors import Problem, TrainError
 from phitune.train import checkpoint as ckpt
+from phitune.train.allocator import keep_freed_memory
+from phitune.train.device import to_device
 from phitune.train.loss import count_targets, evaluate_loss, token_loss_sum
 
 
@@ -81,6 +83,7 @@ class TrainLoop:
         self.state, self.run_dir, self.tracker = state, Path(run_dir), tracker
         self.callbacks, self.progress = list(callbacks), progress
         self.params = [p for p in model.parameters() if p.requires_grad]
+        self.device = next(model.parameters()).device
         self._rng = ckpt.capture_rng()  # RNG at the current resume point
         self._saved_step: int | None = None
         self._plans: dict[int, list[list[int]]] = {}
@@ -89,6 +92,10 @@ class TrainLoop:
 
     def run(self) -> TrainState:
         """Train until `total_steps`; on KeyboardInterrupt save a checkpoint and re-raise."""
+        with keep_freed_memory():  # steps reuse their activations' pages instead of faulting them in again
+            return self._run()
+
+    def _run(self) -> TrainState:
         from tqdm.auto import tqdm
 
         st = self.state
@@ -130,13 +137,13 @@ class TrainLoop:
 
         st, t0 = self.state, time.perf_counter()
         batches = [self.collate([self.examples[i] for i in idx]) for idx in window]
-        n_targets = sum(count_targets(b) for b in batches)
-        loss_sum = 0.0
+        n_targets = sum(count_targets(b) for b in batches)  # on the CPU tensors: no device sync
+        loss_sum = None
         for batch in batches:
-            loss, _ = token_loss_sum(self.model, batch)
+            loss, _ = token_loss_sum(self.model, to_device(batch, self.device))
             (loss / max(n_targets, 1)).backward()
-            loss_sum += float(loss.detach())
-        loss_value = loss_sum / max(n_targets, 1)
+            loss_sum = loss.detach() if loss_sum is None else loss_sum + loss.detach()
+        loss_value = float(loss_sum) / max(n_targets, 1)  # one host sync per step, not per micro-batch
         if not math.isfinite(loss_value):
             raise TrainError(f"training diverged: the loss is {loss_value} at step {st.global_step + 1}", [
                 Problem("train.lr", f"lr {self.spec.lr} may be too high for this model",

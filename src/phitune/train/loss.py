@@ -125,10 +125,13 @@ def evaluate_loss(model, batches) -> tuple[float | None, int]:
     """Mean token loss over collated batches (no grad, eval mode restored by the caller)."""
     import torch
 
+    from phitune.train.device import to_device
+
+    device = next(model.parameters()).device
     total, count = 0.0, 0
     with torch.no_grad():
         for batch in batches:
-            loss, n = token_loss_sum(model, batch)
+            loss, n = token_loss_sum(model, to_device(batch, device))
             total += float(loss)
             count += n
     return (total / count if count else None), count

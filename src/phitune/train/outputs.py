@@ -110,6 +110,8 @@ def build_metrics(state, *, trainable: int, total: int, data_report: dict, outpu
         "trainable_params": trainable,
         "total_params": total,
         "peak_rss_mb": round(peak_rss_mb(), 1),
+        "device": state.extra.get("device"),
+        "cpu_threads": state.extra.get("cpu_threads"),
         "eval_before": eval_before,
         "eval_after": eval_after,
         "data": data_report,

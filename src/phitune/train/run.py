@@ -66,6 +66,7 @@ def train(recipe, output_dir: str | os.PathLike, *, resume: bool = False, callba
     from phitune.models.loader import load_tokenizer
     from phitune.recipe.load import write_resolved
     from phitune.train import checkpoint as ckpt
+    from phitune.train.device import cpu_threads, place_model
     from phitune.train.loop import TrainLoop, TrainState
     from phitune.train.optim import make_optimizer
     from phitune.train.schedule import make_scheduler, total_steps
@@ -90,6 +91,7 @@ def train(recipe, output_dir: str | os.PathLike, *, resume: bool = False, callba
     # Base (quantized for QLoRA), gradient checkpointing, then the method; seeded after loading so the
     # adapter init is reproducible (phitune.models.build is the one place that knows every method).
     model = load_trainable_model(recipe)
+    device = place_model(model)
     write_resolved(recipe, run_dir / layout.RESOLVED)
 
     pad_id = tokenizer.pad_token_id
@@ -116,25 +118,27 @@ def train(recipe, output_dir: str | os.PathLike, *, resume: bool = False, callba
     tracker = tracker or make_tracker(recipe, resume_run_id=state.extra.get("tracking_run_id"))
     state.extra["tracking_run_id"] = getattr(tracker, "run_id", None)
     try:
-        if resume_from is None:
-            tracker.log_params(recipe.flat_params())
-            if recipe.eval.before_after:
-                state.extra["eval_before"] = _evaluate(model, tokenizer, recipe, records, eval_batches, "before")
-        else:
-            log.info("resuming %s from %s (step %d of %d)", run_dir, resume_from.name, state.global_step, steps)
-        loop = TrainLoop(model=model, optimizer=optimizer, scheduler=scheduler, spec=spec, examples=train_examples,
-                         eval_batches=eval_batches, plan_epoch=lambda epoch: plan_epoch(epoch=epoch),
-                         collate=partial(collate, pad_id=pad_id, packing=spec.packing), state=state,
-                         run_dir=run_dir, tracker=tracker, callbacks=callbacks, progress=progress)
-        if rng is not None:
-            loop.restore_rng(rng)
-        try:
-            state = loop.run()
-        except KeyboardInterrupt:
-            tracker.close("KILLED")
-            raise _interrupted(run_dir, state) from None
-        eval_after = _evaluate(model, tokenizer, recipe, records, eval_batches, "after") if recipe.eval.before_after else None
-        return _finish(model, tokenizer, recipe, run_dir, state, report, eval_after, tracker)
+        with cpu_threads(device) as threads:  # one thread when the CPU is oversubscribed (train/device.py)
+            state.extra["device"], state.extra["cpu_threads"] = str(device), threads
+            if resume_from is None:
+                tracker.log_params(recipe.flat_params())
+                if recipe.eval.before_after:
+                    state.extra["eval_before"] = _evaluate(model, tokenizer, recipe, records, eval_batches, "before")
+            else:
+                log.info("resuming %s from %s (step %d of %d)", run_dir, resume_from.name, state.global_step, steps)
+            loop = TrainLoop(model=model, optimizer=optimizer, scheduler=scheduler, spec=spec, examples=train_examples,
+                             eval_batches=eval_batches, plan_epoch=lambda epoch: plan_epoch(epoch=epoch),
+                             collate=partial(collate, pad_id=pad_id, packing=spec.packing), state=state,
+                             run_dir=run_dir, tracker=tracker, callbacks=callbacks, progress=progress)
+            if rng is not None:
+                loop.restore_rng(rng)
+            try:
+                state = loop.run()
+            except KeyboardInterrupt:
+                tracker.close("KILLED")
+                raise _interrupted(run_dir, state) from None
+            eval_after = _evaluate(model, tokenizer, recipe, records, eval_batches, "after") if recipe.eval.before_after else None
+            return _finish(model, tokenizer, recipe, run_dir, state, report, eval_after, tracker)
     except (TrainingInterrupted, KeyboardInterrupt):
         raise
     except BaseException:

@@ -1,0 +1,54 @@
+"""How a global batch plan is split between ranks, and what a launched rank runs."""
+
+from __future__ import annotations
+
+import argparse
+
+from phitune.data import plan_batches
+from phitune.train.distributed import RankBatch, launched_by_torchrun, shard_list, shard_plan, world_from_env
+from phitune.train.launch import child_argv, should_launch
+
+
+def test_ranks_get_disjoint_slices_that_cover_the_plan_and_have_the_same_length():
+    plan = plan_batches([10 + i % 7 for i in range(37)], 4, seed=1, epoch=0, group_by_length=True, packing=False,
+                        max_seq_len=64)  # 10 batches, the last one short
+    shards = [shard_plan(plan, rank, 3) for rank in range(3)]
+    assert {len(s) for s in shards} == {4}  # ceil(10 / 3): the same number of steps on every rank
+    real = [i for s in shards for rb in s if not rb.dummy for i in rb.indices]
+    assert sorted(real) == list(range(37))  # every example once, on exactly one rank
+    # global micro-batch j is plan entries 3j, 3j+1, 3j+2
+    assert [shards[r][1].indices for r in range(3)] == plan[3:6]
+    # the last group has one entry: the other ranks run a dummy (a real example, no loss)
+    assert shards[0][3] == RankBatch(plan[9]) and shards[1][3].dummy and shards[2][3].dummy
+    assert shards[1][3].indices == plan[9][:1]
+
+
+def test_one_rank_sees_the_single_process_plan():
+    plan = [[3, 1], [0, 2]]
+    assert shard_plan(plan, 0, 1) == [RankBatch([3, 1]), RankBatch([0, 2])]
+
+
+def test_eval_batches_are_split_round_robin_and_padded_to_the_longest_share():
+    assert shard_list(list("abcde"), 0, 2) == (["a", "c", "e"], 0)
+    assert shard_list(list("abcde"), 1, 2) == (["b", "d"], 1)
+
+
+def test_world_comes_from_torchrun_variables():
+    env = {"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1"}
+    world = world_from_env(env)
+    assert (world.rank, world.size, world.local_rank, world.is_main) == (3, 4, 1, False)
+    assert world_from_env({}).is_main and world_from_env({}).size == 1
+    assert launched_by_torchrun(env) and not launched_by_torchrun({"RANK": "0", "WORLD_SIZE": "1"})
+
+
+def test_ranks_rerun_the_same_command(monkeypatch):
+    args = argparse.Namespace(recipe="r.yaml", overrides=["train.lr=1e-3", "method.r=4"], resume=True, no_progress=True,
+                              verbose=False, nproc=2)
+    assert child_argv(args, "runs/x") == ["train", "r.yaml", "--output", "runs/x", "--nproc", "2", "--set", "train.lr=1e-3",
+                                          "--set", "method.r=4", "--resume", "--no-progress"]
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert should_launch(2) and not should_launch(1) and not should_launch(None)
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert not should_launch(2)  # already a rank: train, do not launch again
