@@ -82,7 +82,7 @@ def build_tiny_model(out_dir: str | os.PathLike, spec: TinySpec = TinySpec(), pr
         tie_word_embeddings=False,
         rope_scaling=None,
     )
-    torch.manual_seed(spec.seed)
+    # fork_rng: building the model must not reseed the caller's global RNG (training seeds after loading).
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(spec.seed)
         model = Phi3ForCausalLM(config)
