@@ -26,11 +26,13 @@ def test_quantized_load_leaves_no_mapping_of_the_checkpoint(tiny_model_dir):
 
     recipe = load_recipe({"data": {"train": "t"}, "method": {"type": "qlora"}})
     checkpoint = str(tiny_model_dir / "model.safetensors")
+    # other tests in this process may still hold models mapping the same file: compare against that
+    already = _mapped(checkpoint)
     ours = load_quantized_model(recipe.model, **base_model_kwargs(recipe))
-    assert ours.is_loaded_in_4bit and _mapped(checkpoint) == 0
+    assert ours.is_loaded_in_4bit and _mapped(checkpoint) == already
     # transformers' own quantized load keeps the whole fp32 file mapped (what phitune avoids)
     theirs = load_base_model(recipe.model, **base_model_kwargs(recipe))
-    assert theirs.is_loaded_in_4bit and _mapped(checkpoint) >= 1
+    assert theirs.is_loaded_in_4bit and _mapped(checkpoint) >= already + 1
 
 
 @pytest.mark.slow
