@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="three cases only")
     parser.add_argument("--out", default=None, help="write the rows as JSON here")
     parser.add_argument("--allocator", choices=["loop", "returned"], default="loop",
-                        help="loop: as TrainLoop trains (keep_freed_memory); returned: freed memory goes back to the OS")
+                        help="loop: as TrainLoop trains (training_allocator); returned: freed memory goes back to the OS")
     args = parser.parse_args(argv)
     rows = []
     print("| model | method | batch x seq | ckpt | estimated GB | measured GB | error | error above runtime |")

@@ -4,8 +4,9 @@ Builds an ~814 M-parameter Phi-3-architecture model once (`phitune tiny-model --
 --layers 12`, cached under $PHITUNE_CACHE/bench/ or ~/.cache/phitune/bench/), then trains a few steps
 with each method in its own fresh process (phitune.estimate.measure: load_trainable_model + the
 training loop's loss and optimizer) and prints both peaks and their ratio. Target: ratio <= 0.5.
-Each pair runs twice: under the training loop's allocator setting (train/allocator.py keeps freed
-memory in the heap for speed) and with freed blocks returned to the OS (models/host_memory.py).
+Each pair runs twice: under the training loop's allocator policy (phitune/host_memory.py: a
+full-precision model keeps freed memory in the heap for speed, a quantized one returns it) and with
+freed blocks returned to the OS for both methods.
 
     .venv/bin/python benchmarks/qlora_memory.py [--hidden 2048 --layers 12 --batch 2 --seq 64 --steps 3]
 """
@@ -27,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--methods", default="lora,qlora", help="comma-separated method.type values")
     parser.add_argument("--allocator", choices=["loop", "returned", "both"], default="both",
-                        help="loop: as TrainLoop trains (keep_freed_memory); returned: freed memory goes back to the OS")
+                        help="loop: as TrainLoop trains (training_allocator); returned: freed memory goes back to the OS")
     parser.add_argument("--json", action="store_true", help="print the results as JSON too")
     args = parser.parse_args(argv)
 

@@ -10,7 +10,7 @@ hits both alike, and the reported ratio is the median of the per-round ratios.
     .venv/bin/python benchmarks/train_throughput.py --quick    # 1 round, 96 conversations, phitune and TRL only
 
 Rows: phitune (the default: length-grouped batches), TRL, phitune with packing, and a control: TRL
-with the same glibc malloc thresholds phitune's loop sets (train/allocator.py), given through
+with the same glibc malloc thresholds phitune's loop sets (phitune/host_memory.py), given through
 MALLOC_*_THRESHOLD_ environment variables, to show how much of the gap is that setting alone.
 
 Not a test: nothing is asserted. Numbers depend on the machine and on what else runs on it.
@@ -145,12 +145,12 @@ def run_worker(system: str, work: Path, round_no: int, seed: int) -> dict:
 
 
 def _worker_env(system: str) -> dict:
-    from phitune.train.allocator import MMAP_THRESHOLD, TRIM_THRESHOLD
+    from phitune.host_memory import KEEP_MMAP_THRESHOLD, KEEP_TRIM_THRESHOLD
 
     path = [str(HERE)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
     if system == "trl-malloc":  # glibc reads these at start-up; phitune sets the same with mallopt
-        env.update(MALLOC_MMAP_THRESHOLD_=str(MMAP_THRESHOLD), MALLOC_TRIM_THRESHOLD_=str(TRIM_THRESHOLD))
+        env.update(MALLOC_MMAP_THRESHOLD_=str(KEEP_MMAP_THRESHOLD), MALLOC_TRIM_THRESHOLD_=str(KEEP_TRIM_THRESHOLD))
     return env
 
 
@@ -170,11 +170,11 @@ def _worker(system: str, spec_path: Path, result: Path, seed: int) -> int:
         run["system"] += " + malloc env" if system == "trl-malloc" else ""
     else:
         run = run_phitune(spec, packing=system == "phitune-packing")
-    import resource
-
     import torch
 
-    run["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    from phitune.host_memory import peak_rss_bytes
+
+    run["peak_rss_mb"] = round(peak_rss_bytes() / 2**20, 1)
 
     run.update(load_before=round(load_before, 2), load_after=round(os.getloadavg()[0], 2), seed=seed,
                torch_threads=torch.get_num_threads(), omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", "(default)"))

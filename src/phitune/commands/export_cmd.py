@@ -30,7 +30,7 @@ def run(args) -> int:
         raise ExportError("nothing to export", [Problem("--onnx", "no export format chosen", "add --onnx")])
     if args.max_new_tokens < 1 or args.atol <= 0:
         raise ExportError("invalid parity settings", [Problem("--max-new-tokens/--atol", "must be positive")])
-    from phitune.export.onnx_export import export_onnx
+    from phitune.export.onnx_export import export_onnx, labelled_sections
 
     out, report = export_onnx(args.run_dir, args.precision, args.output, multi_lora=args.multi_lora,
                               adapter_runs=args.adapter_run, atol=args.atol, max_new_tokens=args.max_new_tokens,
@@ -40,7 +40,7 @@ def run(args) -> int:
     if defect["collisions"]:
         print(f"  builder LM-head collision avoided: {defect['action']} "
               f"(intermediate {report['model']['intermediate_size']} -> {defect['exported_intermediate_size']})")
-    for label, section in _sections(report["parity"]):
+    for label, section in labelled_sections(report["parity"]):
         line = f"  {label:<22} logits max|diff| {section['max_abs_diff']:.2e}"
         if "token_agreement" in section:
             line += (f"  tokens identical {section['sequences_identical']}/{section['prompts']}"
@@ -49,11 +49,3 @@ def run(args) -> int:
         print(line)
     print(f"  report: {out}/export_report.json")
     return 0
-
-
-def _sections(parity: dict):
-    for key, value in parity.items():
-        if isinstance(value, dict) and "enforced" in value:
-            yield key, value
-        elif isinstance(value, dict):
-            yield from ((f"{key}.{k}", v) for k, v in value.items() if isinstance(v, dict) and "enforced" in v)

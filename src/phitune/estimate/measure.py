@@ -3,8 +3,9 @@
 `measure_training_peak(recipe, batch, seq)` writes the resolved recipe to a temp file and runs
 `python -m phitune.estimate.measure` on it: load the model through `load_trainable_model` (exactly
 what `phitune train` does), then run `steps` optimizer steps on a fixed random batch of `batch` rows
-of `seq` tokens, every token a label, with the training loop's loss, optimizer and allocator setting. The child reports its RSS after imports (the runtime baseline),
-after loading the model, and its peak (VmHWM, which counts file-backed pages too), in bytes.
+of `seq` tokens, every token a label, with the training loop's loss, optimizer and allocator policy
+(phitune.host_memory.training_allocator). The child reports its RSS after imports (the runtime
+baseline), after loading the model, and its peak (VmHWM, which counts file-backed pages too), in bytes.
 Used by benchmarks/qlora_memory.py, benchmarks/estimate_accuracy.py and the tests; a fresh process
 per measurement because a peak can only go up.
 """
@@ -25,7 +26,7 @@ def measure_training_peak(recipe, batch: int, seq: int, steps: int = 2, timeout:
     """{"baseline_rss", "loaded_rss", "peak_rss", "trainable_params", "losses"} of a fresh training process.
 
     loop_allocator=False trains without the loop's keep_freed_memory (freed blocks of 1 MB and more
-    go back to the OS, phitune.models.host_memory), to measure what that setting costs in memory."""
+    go back to the OS, phitune.host_memory) whatever the model, to measure what keeping costs."""
     from phitune.errors import Problem, TrainError
     from phitune.recipe.load import write_resolved
 
@@ -47,23 +48,6 @@ def _rss() -> int:
     return psutil.Process().memory_info().rss
 
 
-def _peak_rss() -> int:
-    """Peak RSS of this process image. On Linux VmHWM, not ru_maxrss: Linux carries the parent's
-    high-water mark into ru_maxrss across fork + exec, so a child of a 900 MB parent reports at
-    least 900 MB whatever it does."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    import resource
-
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB on Linux
-
-
 def _child(recipe_path: str, batch: int, seq: int, steps: int, loop_allocator: bool = True) -> dict:
     import torch
     import transformers  # noqa: F401  (the runtime a training process has loaded)
@@ -71,7 +55,7 @@ def _child(recipe_path: str, batch: int, seq: int, steps: int, loop_allocator: b
 
     from phitune.models.build import load_trainable_model
     from phitune.recipe.load import load_recipe
-    from phitune.train.allocator import keep_freed_memory
+    from phitune.host_memory import peak_rss_bytes, training_allocator
     from phitune.train.loss import token_loss_sum
     from phitune.train.optim import make_optimizer
 
@@ -85,7 +69,7 @@ def _child(recipe_path: str, batch: int, seq: int, steps: int, loop_allocator: b
     rows = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids.clone()}
     optimizer = make_optimizer(model, recipe.train)
     losses = []
-    with keep_freed_memory() if loop_allocator else contextlib.nullcontext():  # what TrainLoop.run trains under
+    with training_allocator(model) if loop_allocator else contextlib.nullcontext():  # what TrainLoop.run trains under
         for _ in range(steps):
             loss, count = token_loss_sum(model, rows)
             (loss / count).backward()
@@ -93,7 +77,7 @@ def _child(recipe_path: str, batch: int, seq: int, steps: int, loop_allocator: b
             optimizer.zero_grad(set_to_none=True)
             losses.append(float(loss) / count)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return {"baseline_rss": baseline, "loaded_rss": loaded, "peak_rss": _peak_rss(), "trainable_params": trainable,
+    return {"baseline_rss": baseline, "loaded_rss": loaded, "peak_rss": peak_rss_bytes(), "trainable_params": trainable,
             "losses": losses}
 
 

@@ -63,6 +63,14 @@ def exact_match(predictions: list[str], references: list[str]) -> dict[str, floa
     return {"exact_match": hits / len(references)}
 
 
+def overlap_f1(matched: int, predicted: int, reference: int) -> float:
+    """F-measure of `matched` units out of `predicted` and `reference` ones (0 when nothing matched)."""
+    if matched == 0:
+        return 0.0
+    precision, recall = matched / predicted, matched / reference
+    return 2 * precision * recall / (precision + recall)
+
+
 def perplexity(mean_loss: float | None) -> float | None:
     """exp(mean token loss); None when there was nothing to score, inf on overflow."""
     if mean_loss is None:

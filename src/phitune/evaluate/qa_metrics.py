@@ -10,7 +10,7 @@ import re
 import string
 from collections import Counter
 
-from phitune.evaluate.metrics import register_correct, register_metric
+from phitune.evaluate.metrics import overlap_f1, register_correct, register_metric
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = str.maketrans("", "", string.punctuation)
@@ -28,11 +28,7 @@ def token_f1(prediction: str, reference: str) -> float:
     pred, gold = normalize_answer(prediction).split(), normalize_answer(reference).split()
     if not pred or not gold:
         return float(pred == gold)
-    same = sum((Counter(pred) & Counter(gold)).values())
-    if same == 0:
-        return 0.0
-    precision, recall = same / len(pred), same / len(gold)
-    return 2 * precision * recall / (precision + recall)
+    return overlap_f1(sum((Counter(pred) & Counter(gold)).values()), len(pred), len(gold))
 
 
 def qa_scores(predictions: list[str], references: list[str]) -> dict[str, float]:

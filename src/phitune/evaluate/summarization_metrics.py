@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from phitune.evaluate.metrics import register_metric
+from phitune.evaluate.metrics import overlap_f1, register_metric
 
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -33,11 +33,7 @@ def lcs_length(a: list[str], b: list[str]) -> int:
 
 def rouge_l(prediction: str, reference: str) -> float:
     pred, gold = words(prediction), words(reference)
-    lcs = lcs_length(pred, gold)
-    if lcs == 0:
-        return 0.0
-    precision, recall = lcs / len(pred), lcs / len(gold)
-    return 2 * precision * recall / (precision + recall)
+    return overlap_f1(lcs_length(pred, gold), len(pred), len(gold))
 
 
 def rouge_l_mean(predictions: list[str], references: list[str]) -> dict[str, float]:

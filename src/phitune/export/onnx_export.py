@@ -173,16 +173,17 @@ def report_failures(report: dict) -> list[str]:
     from phitune.export.parity import failures
 
     reasons = []
-    for label, section in _labelled_sections(report["parity"]):
+    for label, section in labelled_sections(report["parity"]):
         reasons += failures(section, label)
     return reasons
 
 
 def _sections(checks: dict):
-    return [section for _, section in _labelled_sections(checks)]
+    return [section for _, section in labelled_sections(checks)]
 
 
-def _labelled_sections(checks: dict):
+def labelled_sections(checks: dict):
+    """(label, check) for every parity check in a report's `parity`, nested ones labelled `outer.inner`."""
     for key, value in checks.items():
         if isinstance(value, dict) and "enforced" in value:
             yield key, value

@@ -25,7 +25,7 @@ def load_trainable_model(recipe: "Recipe"):
 
         seed_everything(recipe.train.seed)  # the new head's initial weights
         return load_trainable_head_model(recipe)
-    from phitune.models.host_memory import return_freed_memory_to_os
+    from phitune.host_memory import return_freed_memory_to_os
 
     return_freed_memory_to_os()  # before loading: quantizing and training free many mid-size tensors
     model = load_base_for_method(recipe)

@@ -33,17 +33,22 @@ def _no_empty(value: list[str]) -> list[str]:
     return value
 
 
-class _LowRank(Section):
-    r: int = Field(8, ge=1, le=1024, description="Rank of the low-rank update.")
+class _RankedUpdate(Section):
+    """What every low-rank-update method has: a rank, its scaling and the modules it adapts."""
+
+    r: int = Field(8, ge=1, le=1024, description="Rank of the update (of each factor for loha/lokr).")
     alpha: float = Field(16.0, gt=0, description="Scaling numerator: the update is scaled by alpha / r.")
-    dropout: float = Field(0.05, ge=0.0, lt=1.0, description="Dropout on the adapter input.")
     target_modules: list[str] = _targets_field()
-    bias: Literal["none", "all", "lora_only"] = "none"
 
     @field_validator("target_modules")
     @classmethod
     def _no_empty_names(cls, value: list[str]) -> list[str]:
         return _no_empty(value)
+
+
+class _LowRank(_RankedUpdate):
+    dropout: float = Field(0.05, ge=0.0, lt=1.0, description="Dropout on the adapter input.")
+    bias: Literal["none", "all", "lora_only"] = "none"
 
 
 class LoraMethod(_LowRank):
@@ -155,17 +160,9 @@ class PrefixTuningMethod(_PromptLearning):
         return self
 
 
-class _Factorised(Section):
-    r: int = Field(8, ge=1, le=1024, description="Rank of each factor.")
-    alpha: float = Field(16.0, gt=0, description="Scaling numerator (alpha / r).")
+class _Factorised(_RankedUpdate):
     rank_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout on rank components during training.")
     module_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Probability of skipping the adapter of a module.")
-    target_modules: list[str] = _targets_field()
-
-    @field_validator("target_modules")
-    @classmethod
-    def _no_empty_names(cls, value: list[str]) -> list[str]:
-        return _no_empty(value)
 
 
 class LohaMethod(_Factorised):

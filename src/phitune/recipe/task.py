@@ -77,7 +77,28 @@ def _check_labels(labels: list[str] | None) -> list[str] | None:
     return clean
 
 
-class ClassificationTask(_InstructedTask):
+class _LabelledTask(_InstructedTask):
+    """Tasks with a closed label set, answered as text or by a classifier head."""
+
+    labels: list[str] | None = Field(
+        None, min_length=2, description="The label set (ner: BIO tag names); default: the training data's.")
+    head: Literal["generative", "classifier"] = Field(
+        "generative", description="generative: the label (ner: the entities) is the answer text; classifier: a "
+                                  "sequence- (ner: token-) classification head.")
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: list[str] | None) -> list[str] | None:
+        value = _check_labels(value)
+        return None if value is None else cls._check_label_set(value)
+
+    @classmethod
+    def _check_label_set(cls, labels: list[str]) -> list[str]:
+        """Task-specific rules on a cleaned label set."""
+        return labels
+
+
+class ClassificationTask(_LabelledTask):
     """Text (or text-pair) classification: `{"sentence1": "...", ["sentence2": "...",] "label": "..."}`.
 
     Labels come from `labels` when given (integer labels index into it, any other value is an error),
@@ -87,17 +108,9 @@ class ClassificationTask(_InstructedTask):
     sentence1_key: str = Field("sentence1", min_length=1)
     sentence2_key: str | None = Field(None, min_length=1, description="Second text of a pair (e.g. NLI, paraphrase).")
     label_key: str = Field("label", min_length=1)
-    labels: list[str] | None = Field(None, min_length=2, description="The label set; default: the training data's.")
-    head: Literal["generative", "classifier"] = Field(
-        "generative", description="generative: the label is the answer text; classifier: a sequence-classification head.")
-
-    @field_validator("labels")
-    @classmethod
-    def _labels(cls, value: list[str] | None) -> list[str] | None:
-        return _check_labels(value)
 
 
-class NerTask(_InstructedTask):
+class NerTask(_LabelledTask):
     """Named-entity recognition with BIO tags: `{"tokens": ["John", "lives", ...], "ner_tags": ["B-PER", "O", ...]}`.
 
     Generative mode answers `PER: John Smith; LOC: Paris` (or `none`); a classifier head tags each word.
@@ -106,16 +119,9 @@ class NerTask(_InstructedTask):
     type: Literal["ner"] = "ner"
     token_key: str = Field("tokens", min_length=1)
     tag_key: str = Field("ner_tags", min_length=1)
-    labels: list[str] | None = Field(None, min_length=2, description="BIO tag names; default: the training data's.")
-    head: Literal["generative", "classifier"] = Field(
-        "generative", description="generative: entities as answer text; classifier: a token-classification head.")
 
-    @field_validator("labels")
     @classmethod
-    def _bio_labels(cls, value: list[str] | None) -> list[str] | None:
-        value = _check_labels(value)
-        if value is None:
-            return None
+    def _check_label_set(cls, value: list[str]) -> list[str]:
         bad = [tag for tag in value if not BIO_TAG.match(tag)]
         if bad:
             raise ValueError(f"task.labels must be BIO tags (O, B-TYPE, I-TYPE); not BIO: {', '.join(bad)}")

@@ -65,10 +65,9 @@ class Component:
         return int(dist.get("process_count_per_instance") or 1) if dist.get("type") == "pytorch" else 1
 
 
-@dataclass
-class Node:
-    name: str
-    component: Component
+class _Bindings:
+    """`inputs:` and `outputs:` of a pipeline or of one of its jobs, as written (values or bindings)."""
+
     data: dict
 
     @property
@@ -78,6 +77,13 @@ class Node:
     @property
     def outputs(self) -> dict[str, Any]:
         return dict(self.data.get("outputs") or {})
+
+
+@dataclass
+class Node(_Bindings):
+    name: str
+    component: Component
+    data: dict
 
     def upstream(self) -> set[str]:
         found = set()
@@ -96,18 +102,10 @@ class Node:
 
 
 @dataclass
-class Pipeline:
+class Pipeline(_Bindings):
     path: Path
     data: dict
     jobs: dict[str, Node] = field(default_factory=dict)
-
-    @property
-    def inputs(self) -> dict[str, Any]:
-        return dict(self.data.get("inputs") or {})
-
-    @property
-    def outputs(self) -> dict[str, Any]:
-        return dict(self.data.get("outputs") or {})
 
     def ordered_jobs(self) -> list[Node]:
         """Nodes in dependency order (file order among independent nodes), as Azure schedules them."""

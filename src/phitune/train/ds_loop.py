@@ -13,13 +13,10 @@ window) / (its label tokens): the same as one process with a world_size times la
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from pathlib import Path
 
-from phitune.errors import Problem, TrainError
-from phitune.train import checkpoint as ckpt
 from phitune.train import deepspeed_engine as dse
 from phitune.train import distributed as dist
 from phitune.train.loop import TrainLoop, _defer_sigint
@@ -34,7 +31,7 @@ class DeepSpeedLoop(TrainLoop):
     def _step(self, window: list) -> dict:
         import torch
 
-        st, t0, engine = self.state, time.perf_counter(), self.engine
+        t0, engine = time.perf_counter(), self.engine
         batches = [self._collate(rb) for rb in window]
         local_targets = sum(count_targets(b) for b in batches)
         local_tokens = sum(len(self.examples[i]) for rb in window if not rb.dummy for i in rb.indices)
@@ -47,31 +44,15 @@ class DeepSpeedLoop(TrainLoop):
             local_loss += float(loss.detach())
         (loss_sum,) = dist.all_reduce_sum([local_loss])
         loss_value = loss_sum / max(n_targets, 1)
-        if not math.isfinite(loss_value):  # the same global value on every rank: all stop together
-            raise TrainError(f"training diverged: the loss is {loss_value} at step {st.global_step + 1}", [
-                Problem("train.lr", f"lr {self.spec.lr} may be too high for this model",
-                        "lower train.lr, add warmup (train.warmup_ratio: 0.05) or keep train.max_grad_norm set")])
+        self._check_finite(loss_value)  # the same global value on every rank: all stop together
         lr = engine.get_lr()[0]
         with _defer_sigint():
             engine.step()
             norm = engine.get_global_grad_norm() if self.spec.max_grad_norm is not None else None
             grad_norm = float(norm) if isinstance(norm, (int, float, torch.Tensor)) else None
-            st.global_step += 1
-            st.batch_index += len(window)
-            st.train_tokens += tokens
-            st.label_tokens += n_targets
-            st.step_time_s += time.perf_counter() - t0
-            record = {"step": st.global_step, "loss": loss_value, "lr": lr, "tokens": tokens, "epoch": st.epoch}
-            if grad_norm is not None:
-                record["grad_norm"] = grad_norm
-            st.history.append(record)
-            self._rng = ckpt.capture_rng()
-        if st.global_step % self.spec.log_every == 0 or st.global_step == st.total_steps:
-            tok_s = st.train_tokens / st.step_time_s if st.step_time_s else 0.0
-            metrics = {"train_loss": loss_value, "lr": lr, "tokens_per_s": tok_s, "epoch": float(st.epoch)}
-            if grad_norm is not None:
-                metrics["grad_norm"] = grad_norm
-            self.tracker.log_metrics(metrics, step=st.global_step)
+            record = self._record_step(window_len=len(window), tokens=tokens, n_targets=n_targets, loss=loss_value,
+                                       lr=lr, grad_norm=grad_norm, started=t0)
+        self._log_step(record)
         return record
 
     def _collate(self, rank_batch: dist.RankBatch) -> dict:

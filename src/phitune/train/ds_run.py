@@ -98,13 +98,7 @@ def _train_rank(world: dist.World, recipe, run_dir: Path, resume: bool, callback
                              plan_epoch=plan_epoch, collate=partial(collate, pad_id=pad_id, packing=spec.packing),
                              state=state, run_dir=run_dir, tracker=tracker, callbacks=callbacks,
                              progress=progress and world.is_main)
-        if rng is not None:
-            loop.restore_rng(rng)
-        try:
-            state = loop.run()
-        except KeyboardInterrupt:
-            tracker.close("KILLED")
-            raise _interrupted(run_dir, state, world) from None
+        state = single.run_loop(loop, rng, tracker, lambda: _interrupted(run_dir, state, world))
         eval_after = None
         if recipe.eval.before_after and evaluating:
             eval_after = single._evaluate(engine.module, tokenizer, recipe, records, eval_batches, "after")

@@ -24,7 +24,7 @@ from typing import Any, Callable, Protocol, Sequence
 
 from phitune.errors import Problem, TrainError
 from phitune.train import checkpoint as ckpt
-from phitune.train.allocator import keep_freed_memory
+from phitune.host_memory import training_allocator
 from phitune.train.device import to_device
 from phitune.train.loss import count_targets, evaluate_loss, token_loss_sum
 
@@ -92,7 +92,7 @@ class TrainLoop:
 
     def run(self) -> TrainState:
         """Train until `total_steps`; on KeyboardInterrupt save a checkpoint and re-raise."""
-        with keep_freed_memory():  # steps reuse their activations' pages instead of faulting them in again
+        with training_allocator(self.model):  # phitune/host_memory.py: where freed activations go
             return self._run()
 
     def _run(self) -> TrainState:
@@ -135,7 +135,7 @@ class TrainLoop:
         """One optimizer step over a window of micro-batches (the accumulation window)."""
         import torch
 
-        st, t0 = self.state, time.perf_counter()
+        t0 = time.perf_counter()
         batches = [self.collate([self.examples[i] for i in idx]) for idx in window]
         n_targets = sum(count_targets(b) for b in batches)  # on the CPU tensors: no device sync
         loss_sum = None
@@ -144,10 +144,7 @@ class TrainLoop:
             (loss / max(n_targets, 1)).backward()
             loss_sum = loss.detach() if loss_sum is None else loss_sum + loss.detach()
         loss_value = float(loss_sum) / max(n_targets, 1)  # one host sync per step, not per micro-batch
-        if not math.isfinite(loss_value):
-            raise TrainError(f"training diverged: the loss is {loss_value} at step {st.global_step + 1}", [
-                Problem("train.lr", f"lr {self.spec.lr} may be too high for this model",
-                        "lower train.lr, add warmup (train.warmup_ratio: 0.05) or keep train.max_grad_norm set")])
+        self._check_finite(loss_value)
         lr = self.optimizer.param_groups[0]["lr"]
         with _defer_sigint():
             grad_norm = None
@@ -156,24 +153,43 @@ class TrainLoop:
             self.optimizer.step()
             self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
-            st.global_step += 1
-            st.batch_index += len(window)
             tokens = sum(len(self.examples[i]) for idx in window for i in idx)
-            st.train_tokens += tokens
-            st.label_tokens += n_targets
-            st.step_time_s += time.perf_counter() - t0
-            record = {"step": st.global_step, "loss": loss_value, "lr": lr, "tokens": tokens, "epoch": st.epoch}
-            if grad_norm is not None:
-                record["grad_norm"] = grad_norm
-            st.history.append(record)
-            self._rng = ckpt.capture_rng()  # evaluation consumes no randomness: this is the next step's state
+            record = self._record_step(window_len=len(window), tokens=tokens, n_targets=n_targets, loss=loss_value,
+                                       lr=lr, grad_norm=grad_norm, started=t0)
+        self._log_step(record)
+        return record
+
+    def _check_finite(self, loss_value: float) -> None:
+        if not math.isfinite(loss_value):
+            raise TrainError(f"training diverged: the loss is {loss_value} at step {self.state.global_step + 1}", [
+                Problem("train.lr", f"lr {self.spec.lr} may be too high for this model",
+                        "lower train.lr, add warmup (train.warmup_ratio: 0.05) or keep train.max_grad_norm set")])
+
+    def _record_step(self, *, window_len: int, tokens: int, n_targets: int, loss: float, lr: float,
+                     grad_norm: float | None, started: float) -> dict:
+        """Advance the state past a step whose weights just changed (call inside _defer_sigint, so a
+        Ctrl-C never separates the weights from the step counter)."""
+        st = self.state
+        st.global_step += 1
+        st.batch_index += window_len
+        st.train_tokens += tokens
+        st.label_tokens += n_targets
+        st.step_time_s += time.perf_counter() - started
+        record = {"step": st.global_step, "loss": loss, "lr": lr, "tokens": tokens, "epoch": st.epoch}
+        if grad_norm is not None:
+            record["grad_norm"] = grad_norm
+        st.history.append(record)
+        self._rng = ckpt.capture_rng()  # evaluation consumes no randomness: this is the next step's state
+        return record
+
+    def _log_step(self, record: dict) -> None:
+        st = self.state
         if st.global_step % self.spec.log_every == 0 or st.global_step == st.total_steps:
             tok_s = st.train_tokens / st.step_time_s if st.step_time_s else 0.0
-            metrics = {"train_loss": loss_value, "lr": lr, "tokens_per_s": tok_s, "epoch": float(st.epoch)}
-            if grad_norm is not None:
-                metrics["grad_norm"] = grad_norm
+            metrics = {"train_loss": record["loss"], "lr": record["lr"], "tokens_per_s": tok_s, "epoch": float(st.epoch)}
+            if "grad_norm" in record:
+                metrics["grad_norm"] = record["grad_norm"]
             self.tracker.log_metrics(metrics, step=st.global_step)
-        return record
 
     def _plan(self, epoch: int) -> list[list[int]]:
         if epoch not in self._plans:

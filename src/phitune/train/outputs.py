@@ -8,7 +8,6 @@ metrics.json last: its presence is what says the run completed.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 from phitune.models import run_dir as layout
@@ -70,17 +69,10 @@ def plot_loss(history: list[dict], eval_history: list[dict], path: Path) -> Path
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, in MB."""
-    try:
-        import resource
+    """Peak resident memory of this process so far, in MB (phitune.host_memory.peak_rss_bytes)."""
+    from phitune.host_memory import peak_rss_bytes
 
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KB on Linux
-    except ImportError:  # Windows
-        import psutil
-
-        info = psutil.Process().memory_info()
-        return getattr(info, "peak_wset", info.rss) / (1024 * 1024)
+    return peak_rss_bytes() / (1024 * 1024)
 
 
 def count_params(model) -> tuple[int, int]:

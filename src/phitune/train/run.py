@@ -130,13 +130,7 @@ def train(recipe, output_dir: str | os.PathLike, *, resume: bool = False, callba
                              eval_batches=eval_batches, plan_epoch=lambda epoch: plan_epoch(epoch=epoch),
                              collate=partial(collate, pad_id=pad_id, packing=spec.packing), state=state,
                              run_dir=run_dir, tracker=tracker, callbacks=callbacks, progress=progress)
-            if rng is not None:
-                loop.restore_rng(rng)
-            try:
-                state = loop.run()
-            except KeyboardInterrupt:
-                tracker.close("KILLED")
-                raise _interrupted(run_dir, state) from None
+            state = run_loop(loop, rng, tracker, lambda: _interrupted(run_dir, state))
             eval_after = _evaluate(model, tokenizer, recipe, records, eval_batches, "after") if recipe.eval.before_after else None
             return _finish(model, tokenizer, recipe, run_dir, state, report, eval_after, tracker)
     except (TrainingInterrupted, KeyboardInterrupt):
@@ -250,6 +244,18 @@ def _check_same_training(saved: dict, recipe, checkpoint: Path) -> None:
             Problem(k, f"was {saved.get(k)} when the checkpoint was written, now {now.get(k)}",
                     "resume with the same training settings (only tracking, eval, output and *_every may change)")
             for k in changed])
+
+
+def run_loop(loop, rng, tracker, interrupted):
+    """Run `loop` to its last step, from `rng` when resuming; on Ctrl-C mark the tracked run KILLED and
+    raise `interrupted()` (the loop has saved a checkpoint by then)."""
+    if rng is not None:
+        loop.restore_rng(rng)
+    try:
+        return loop.run()
+    except KeyboardInterrupt:
+        tracker.close("KILLED")
+        raise interrupted() from None
 
 
 def _interrupted(run_dir: Path, state) -> TrainingInterrupted:
