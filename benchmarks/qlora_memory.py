@@ -17,6 +17,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--allocator", choices=["loop", "returned", "both"], default="both",
                         help="loop: as TrainLoop trains (training_allocator); returned: freed memory goes back to the OS")
     parser.add_argument("--json", action="store_true", help="print the results as JSON too")
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "qlora_memory.json"),
+                        help="where the results are written as JSON")
     args = parser.parse_args(argv)
 
     from phitune.estimate.measure import measure_training_peak
@@ -57,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
             ratio = results[allocator]["qlora"]["peak_rss"] / results[allocator]["lora"]["peak_rss"]
             print(f"[{allocator:>8}] QLoRA nf4 / LoRA peak RSS: {ratio:.2f} "
                   f"(target <= 0.50: {'met' if ratio <= 0.5 else 'NOT met'})", flush=True)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"model": path.name, "batch": args.batch, "seq": args.seq, "steps": args.steps,
+                                          "results": results}, indent=2) + "\n")
     if args.json:
         print(json.dumps(results))
     return 0

@@ -3,7 +3,7 @@
 
 Each run happens in its own process (`train_throughput.py --worker SYSTEM`), so neither system
 inherits the other's threads, caches or memory. A run reports:
-- tokens: non-padding input tokens the training loop consumed (one epoch of the same conversations,
+- tokens: non-padding input tokens the training loop consumed (every epoch of the same conversations,
   tokenized to the same ids by both systems, checked);
 - loop_s / cpu_s: wall and process CPU time (all threads) of the training loop only. phitune: from
   the tracker's `log_params` (which `train()` calls right before the loop) to the last step's
@@ -146,7 +146,8 @@ def referee_loss(model, examples, pad_id: int, batch_size: int = 8) -> float:
 
 
 def run_phitune(spec: dict, packing: bool) -> dict:
-    """The product path: a Recipe through `phitune.train.run.train` (group_by_length on, the default)."""
+    """The product path: a Recipe through `phitune.train.run.train`, batching as it defaults (random
+    batches, each one padding-free row when that is cheaper), or with train.packing."""
     import tempfile
 
     from phitune.models.run_dir import load_for_inference
@@ -186,7 +187,7 @@ def run_phitune(spec: dict, packing: bool) -> dict:
         return {"system": "phitune (packing)" if packing else "phitune", "tokens": m["train_tokens"],
                 "loop_s": stamps["end"][0] - stamps["begin"][0], "cpu_s": stamps["end"][1] - stamps["begin"][1],
                 "phitune_loop_time_s": m["train_runtime_s"], "steps": m["steps"],
-                "padded": _phitune_padded(lengths, spec, packing),
+                "padded": _phitune_padded(lengths, recipe.train, model.config.hidden_size),
                 "train_loss_last": sum(h["loss"] for h in history[-5:]) / len(history[-5:]),
                 "heldout_loss": referee_loss(model, heldout_examples(spec, tokenizer), tokenizer.pad_token_id)}
 
@@ -198,17 +199,20 @@ def _train_lengths(spec: dict, tokenizer) -> list[int]:
     return [len(ex) for _, ex in scan_file(spec["train"], ChatTask(), tokenizer, spec["max_seq_len"]).examples]
 
 
-def _phitune_padded(lengths: list[int], spec: dict, packing: bool) -> int:
-    """Positions fed to the model: the plans `train()` used are a pure function of (lengths, seed, epoch)."""
-    from phitune.data.batching import plan_batches
+def _phitune_padded(lengths: list[int], train_spec, width: int) -> int:
+    """Positions fed to the model: the plans `train()` used are a pure function of (lengths, seed, epoch),
+    and each batch's layout (padded or one padding-free row) is `Collator`'s rule."""
+    from phitune.data.batching import padding_free_is_cheaper, plan_batches
 
     total = 0
-    for epoch in range(math.ceil(spec["epochs"])):
-        plan = plan_batches(lengths, spec["batch_size"], seed=spec["seed"], epoch=epoch, group_by_length=True,
-                            packing=packing, max_seq_len=spec["max_seq_len"])
+    for epoch in range(math.ceil(train_spec.epochs)):
+        plan = plan_batches(lengths, train_spec.batch_size, seed=train_spec.seed, epoch=epoch,
+                            group_by_length=train_spec.group_by_length, packing=train_spec.packing,
+                            max_seq_len=train_spec.max_seq_len)
         for batch in plan:
             sizes = [lengths[i] for i in batch]
-            total += sum(sizes) if packing else max(sizes) * len(sizes)
+            free = train_spec.packing or padding_free_is_cheaper(sizes, width)
+            total += sum(sizes) if free else max(sizes) * len(sizes)
     return total
 
 

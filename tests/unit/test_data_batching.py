@@ -108,3 +108,44 @@ def test_packed_and_unpacked_losses_agree(tiny_model_dir):
     # control: the same row with continuous positions lets examples see each other, and the loss moves
     leaky = dict(packed_batch, position_ids=torch.arange(packed_batch["input_ids"].size(1)).unsqueeze(0))
     assert abs(_summed_token_loss(model, leaky).item() - unpacked.item()) > 1e-2
+
+
+def test_padding_free_only_when_cheaper():
+    from phitune.data.batching import padding_free_is_cheaper
+
+    assert padding_free_is_cheaper([40, 400, 60, 80], width=256)  # mostly padding: concatenating wins
+    assert not padding_free_is_cheaper([200, 200, 200, 200], width=256)  # no padding to save
+    assert not padding_free_is_cheaper([300], width=256)  # one example: nothing to concatenate
+    # long examples, narrow model: dense attention over the concatenation outweighs the padding saved
+    assert not padding_free_is_cheaper([2000, 1500, 1800, 1900], width=64)
+    assert padding_free_is_cheaper([2000, 300, 500, 400], width=3072)  # Phi-3-mini's width, 60% padding: worth it
+
+
+def test_collator_picks_the_layout_per_batch_and_never_for_own_row_runs():
+    from phitune.data import Collator
+
+    mixed = [Example([5] * n, [5] * n, f"f:{n}") for n in (3, 40, 4, 5)]
+    even = [Example([5] * 20, [5] * 20, "f:1"), Example([6] * 20, [6] * 20, "f:2")]
+    auto = Collator(pad_id=1, padding_free_width=256)
+    assert auto(mixed)["input_ids"].shape == (1, 52) and "position_ids" in auto(mixed)
+    assert auto(even)["input_ids"].shape == (2, 20) and "attention_mask" in auto(even)
+    assert Collator(pad_id=1)(mixed)["input_ids"].shape == (4, 40)  # width None: heads, prompt learning
+    assert Collator(pad_id=1, packing=True)(even)["input_ids"].shape == (1, 40)
+
+
+@pytest.mark.parametrize("overrides, padding_free", [
+    ({}, True),
+    ({"method": {"type": "prompt_tuning"}}, False),
+    ({"task": {"type": "classification", "head": "classifier"}}, False),
+])
+def test_training_runs_go_padding_free_unless_each_example_needs_its_own_row(overrides, padding_free, tiny_model_dir):
+    from transformers import AutoConfig
+
+    from phitune.train.run import make_collator
+
+    class Model:  # make_collator reads only the config's width
+        config = AutoConfig.from_pretrained(tiny_model_dir)
+
+    recipe = load_recipe({"data": {"train": str(REVIEWS)}, **overrides})
+    collator = make_collator(recipe, 0, Model())
+    assert (collator.padding_free_width == Model.config.hidden_size) is padding_free and not collator.packing

@@ -8,7 +8,7 @@ def register(sub) -> None:
     p.add_argument("run_dir", help="run folder written by `phitune train` (or a Hugging Face model folder)")
     p.add_argument("--onnx", action="store_true", help="export to ONNX Runtime (the only format today)")
     p.add_argument("--precision", choices=["fp32", "int8", "int4"], default="fp32",
-                   help="weights of the genai model (CPU); fp32 must match PyTorch, int8/int4 report agreement")
+                   help="weights of the genai model (CPU); fp32 (default) must match PyTorch, int8/int4 report agreement")
     p.add_argument("--output", help="export folder (default RUN_DIR/onnx-PRECISION)")
     p.add_argument("--multi-lora", action="store_true",
                    help="export the base once and the LoRA adapter as a separate .onnx_adapter file")

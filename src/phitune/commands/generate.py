@@ -8,7 +8,7 @@ def register(sub) -> None:
     p.add_argument("model", metavar="RUN_DIR_OR_MODEL", help="a run folder from `phitune train`, or a model folder")
     p.add_argument("--prompt", required=True, help="the user message")
     p.add_argument("--system", default=None, help="an optional system message")
-    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--max-new-tokens", type=int, default=64, help="greedy tokens to generate at most (default 64)")
     p.add_argument("--onnx", action="store_true",
                    help="MODEL is an export from `phitune export --onnx`: stream the reply with onnxruntime-genai")
     p.add_argument("--adapter", default=None, help="with --onnx and a multi-LoRA export: the adapter to use ('base' = none)")

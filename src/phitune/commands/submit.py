@@ -11,11 +11,11 @@ def register(sub) -> None:
     p = sub.add_parser(
         "submit", help="run a recipe locally, as a local pipeline, on Azure ML compute (maap) or serverless (maas)",
         description="Run a recipe on a target. The recipe's `target:` section holds the defaults; --target picks "
-                    "another. --dry-run (maap, maas) sends nothing: it writes job.yml and request.json (the exact "
-                    "REST body) to the output folder.")
+                    "another. --dry-run sends nothing: for maap and maas it writes job.yml and request.json (the exact "
+                    "REST body) to the output folder; for local-pipeline it prints each step's command line.")
     p.add_argument("recipe", help="recipe YAML (or resolved JSON)")
     p.add_argument("--target", choices=TARGETS, default=None, help="where to run (default: the recipe's target.type)")
-    p.add_argument("--dry-run", action="store_true", help="send nothing; write the job YAML and REST body")
+    p.add_argument("--dry-run", action="store_true", help="send nothing: write the job YAML and REST body (maap, maas) or print the step commands (local-pipeline)")
     p.add_argument("--output", default=None, metavar="DIR",
                    help="output folder (default runs/<recipe>-<target>-<time>/)")
     p.add_argument("--wait", action="store_true", help="after submitting to Azure, wait for the job to finish")

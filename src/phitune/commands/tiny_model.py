@@ -5,13 +5,13 @@ from __future__ import annotations
 
 def register(sub) -> None:
     p = sub.add_parser("tiny-model", help="build a tiny Phi-3-architecture model + BPE tokenizer offline")
-    p.add_argument("out_dir")
+    p.add_argument("out_dir", help="folder to write config.json, model.safetensors and the tokenizer to")
     p.add_argument("--hidden", type=int, default=64, help="hidden size (default 64)")
     p.add_argument("--layers", type=int, default=2, help="decoder layers (default 2)")
     p.add_argument("--heads", type=int, default=None, help="attention heads (default max(4, hidden/128))")
-    p.add_argument("--vocab", type=int, default=2048, help="BPE vocabulary size (padded to a multiple of 64)")
+    p.add_argument("--vocab", type=int, default=2048, help="BPE vocabulary size, padded to a multiple of 64 (default 2048)")
     p.add_argument("--intermediate", type=int, default=None, help="MLP width (default 4 x hidden)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="weight-initialisation seed (default 0); same seed, same bytes")
     p.set_defaults(handler=run)
 
 

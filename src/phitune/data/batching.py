@@ -10,12 +10,18 @@ replays exactly the same batches and distributed ranks can agree on them without
   shows up at step 1 rather than hours in.
 - packing: best-fit-decreasing bins of at most batch_size * max_seq_len tokens; one bin is one batch,
   collated padding-free into a single row (see `collate`).
+
+Without packing, a batch still goes padding-free (`Collator`) when that costs less compute than
+padded rows and the recipe allows it: same examples, same loss (tests/unit/test_train_packed_rows.py),
+no padding. That is why random batches are the default: length grouping cuts padding too, but its
+batches are less random, and it measured a higher held-out loss (benchmarks/train_throughput.py).
 """
 
 from __future__ import annotations
 
 import bisect
 import random
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from phitune.data.records import IGNORE_INDEX
@@ -75,6 +81,36 @@ def _pack(order: list[int], lengths: list[int], capacity: int) -> list[list[int]
         if room > 0:
             bisect.insort(rooms, (room, bin_no))
     return bins
+
+
+@dataclass(frozen=True)
+class Collator:
+    """Tensors for one batch of a training run: one padding-free row when `packing` is set, or when
+    `padding_free_width` (the model's hidden size) is given and `padding_free_is_cheaper`; else
+    padded rows. None means the run cannot go padding-free (heads, prompt learning)."""
+
+    pad_id: int
+    packing: bool = False
+    padding_free_width: int | None = None
+
+    def __call__(self, examples: list["Example"]) -> dict[str, "torch.Tensor"]:
+        free = self.packing or (self.padding_free_width is not None and padding_free_is_cheaper(
+            [len(ex.input_ids) for ex in examples], self.padding_free_width))
+        return collate(examples, self.pad_id, packing=free)
+
+
+def padding_free_is_cheaper(lengths: list[int], width: int) -> bool:
+    """Whether one padding-free row of examples of these lengths costs less compute than padded rows.
+
+    A row of n positions costs about n x (1 + n / (8 x width)): per position ~32 x width² FLOPs of
+    linear layers (Phi-3 shapes) plus 4 x n x width of attention. Attention over a padding-free row
+    is dense over the whole row (transformers masks the other examples out, it does not skip them),
+    so a few long examples are cheaper padded than concatenated."""
+    if len(lengths) < 2:
+        return False
+    total, longest = sum(lengths), max(lengths)
+    padded = len(lengths) * longest * (1 + longest / (8 * width))
+    return total * (1 + total / (8 * width)) < padded
 
 
 def collate(examples: list["Example"], pad_id: int, *, packing: bool) -> dict[str, "torch.Tensor"]:

@@ -63,8 +63,9 @@ def require_workspace(spec=None) -> WorkspaceRef:
         raise SubmitError("no Azure ML workspace given", [Problem(
             "target.workspace", "no target.workspace in the recipe, no config.json found, and "
                                 f"{', '.join(ENV_VARS)} are not all set",
-            "add target.workspace {subscription, resource_group, name}, or download config.json from "
-            "the workspace page in Azure ML studio into this folder")])
+            "add target.workspace {subscription, resource_group, name} to the recipe, pass --subscription "
+            "--resource-group --workspace, or download config.json from the workspace page in Azure ML studio "
+            "into this folder")])
     return ref
 
 

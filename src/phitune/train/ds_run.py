@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-from functools import partial
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -38,7 +37,7 @@ def train_distributed(recipe, output_dir: str | os.PathLike, *, resume: bool = F
 
 
 def _train_rank(world: dist.World, recipe, run_dir: Path, resume: bool, callbacks, tracker, progress: bool):
-    from phitune.data import collate, load_eval_records, load_examples, plan_batches
+    from phitune.data import load_eval_records, load_examples, plan_batches
     from phitune.evaluate.run import loss_batches
     from phitune.models.build import load_trainable_model
     from phitune.models.loader import load_tokenizer
@@ -95,7 +94,7 @@ def _train_rank(world: dist.World, recipe, run_dir: Path, resume: bool, callback
             log.info("resuming %s from %s (step %d of %d) on %d processes", run_dir, resume_from.name,
                      state.global_step, steps, world.size)
         loop = DeepSpeedLoop(engine=engine, world=world, spec=spec, examples=train_examples, eval_batches=eval_batches,
-                             plan_epoch=plan_epoch, collate=partial(collate, pad_id=pad_id, packing=spec.packing),
+                             plan_epoch=plan_epoch, collate=single.make_collator(recipe, pad_id, engine.module),
                              state=state, run_dir=run_dir, tracker=tracker, callbacks=callbacks,
                              progress=progress and world.is_main)
         state = single.run_loop(loop, rng, tracker, lambda: _interrupted(run_dir, state, world))

@@ -11,10 +11,13 @@ import random
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from phitune.errors import Problem, TrainError, TrainingInterrupted
 from phitune.models import run_dir as layout
+
+if TYPE_CHECKING:
+    from phitune.recipe.schema import Recipe
 
 log = logging.getLogger("phitune.train")
 
@@ -60,7 +63,7 @@ def train(recipe, output_dir: str | os.PathLike, *, resume: bool = False, callba
     Raises RecipeError / DataError / ModelError / TrainError for bad input, TrainingInterrupted on Ctrl-C
     (after saving a checkpoint).
     """
-    from phitune.data import collate, load_eval_records, load_examples, plan_batches
+    from phitune.data import load_eval_records, load_examples, plan_batches
     from phitune.evaluate.run import loss_batches
     from phitune.models.build import load_trainable_model
     from phitune.models.loader import load_tokenizer
@@ -128,7 +131,7 @@ def train(recipe, output_dir: str | os.PathLike, *, resume: bool = False, callba
                 log.info("resuming %s from %s (step %d of %d)", run_dir, resume_from.name, state.global_step, steps)
             loop = TrainLoop(model=model, optimizer=optimizer, scheduler=scheduler, spec=spec, examples=train_examples,
                              eval_batches=eval_batches, plan_epoch=lambda epoch: plan_epoch(epoch=epoch),
-                             collate=partial(collate, pad_id=pad_id, packing=spec.packing), state=state,
+                             collate=make_collator(recipe, pad_id, model), state=state,
                              run_dir=run_dir, tracker=tracker, callbacks=callbacks, progress=progress)
             state = run_loop(loop, rng, tracker, lambda: _interrupted(run_dir, state))
             eval_after = _evaluate(model, tokenizer, recipe, records, eval_batches, "after") if recipe.eval.before_after else None
@@ -244,6 +247,18 @@ def _check_same_training(saved: dict, recipe, checkpoint: Path) -> None:
             Problem(k, f"was {saved.get(k)} when the checkpoint was written, now {now.get(k)}",
                     "resume with the same training settings (only tracking, eval, output and *_every may change)")
             for k in changed])
+
+
+def make_collator(recipe: "Recipe", pad_id: int, model):
+    """The training batches' collator: padding-free rows when packing or cheaper, unless each example
+    needs its own row (a classifier head; prompt learning's virtual tokens)."""
+    from phitune.data import Collator
+    from phitune.recipe.method import PROMPT_LEARNING
+    from phitune.recipe.task import uses_head
+
+    own_rows = uses_head(recipe.task) or recipe.method.type in PROMPT_LEARNING
+    width = getattr(getattr(model, "config", None), "hidden_size", None)
+    return Collator(pad_id, packing=recipe.train.packing, padding_free_width=None if own_rows else width)
 
 
 def run_loop(loop, rng, tracker, interrupted):
