@@ -87,29 +87,35 @@ def _pack(order: list[int], lengths: list[int], capacity: int) -> list[list[int]
 class Collator:
     """Tensors for one batch of a training run: one padding-free row when `packing` is set, or when
     `padding_free_width` (the model's hidden size) is given and `padding_free_is_cheaper`; else
-    padded rows. None means the run cannot go padding-free (heads, prompt learning)."""
+    padded rows. None means the run cannot go padding-free (heads, prompt learning).
+    `per_example_attention`: the model attends within each example of a row
+    (models/segment_attention.py) instead of densely over the whole row."""
 
     pad_id: int
     packing: bool = False
     padding_free_width: int | None = None
+    per_example_attention: bool = False
 
     def __call__(self, examples: list["Example"]) -> dict[str, "torch.Tensor"]:
         free = self.packing or (self.padding_free_width is not None and padding_free_is_cheaper(
-            [len(ex.input_ids) for ex in examples], self.padding_free_width))
+            [len(ex.input_ids) for ex in examples], self.padding_free_width, self.per_example_attention))
         return collate(examples, self.pad_id, packing=free)
 
 
-def padding_free_is_cheaper(lengths: list[int], width: int) -> bool:
+def padding_free_is_cheaper(lengths: list[int], width: int, per_example_attention: bool = False) -> bool:
     """Whether one padding-free row of examples of these lengths costs less compute than padded rows.
 
-    A row of n positions costs about n x (1 + n / (8 x width)): per position ~32 x width² FLOPs of
-    linear layers (Phi-3 shapes) plus 4 x n x width of attention. Attention over a padding-free row
-    is dense over the whole row (transformers masks the other examples out, it does not skip them),
-    so a few long examples are cheaper padded than concatenated."""
+    A sequence of n positions costs about n x (1 + n / (8 x width)): per position ~32 x width² FLOPs
+    of linear layers (Phi-3 shapes) plus 4 x n x width of attention. With per-example attention a
+    padding-free row costs the sum of its examples' costs, so it wins whenever there is padding.
+    Without it, attention is dense over the whole row (transformers masks the other examples out, it
+    does not skip them), so a few long examples are cheaper padded than concatenated."""
     if len(lengths) < 2:
         return False
     total, longest = sum(lengths), max(lengths)
     padded = len(lengths) * longest * (1 + longest / (8 * width))
+    if per_example_attention:
+        return sum(n * (1 + n / (8 * width)) for n in lengths) < padded
     return total * (1 + total / (8 * width)) < padded
 
 

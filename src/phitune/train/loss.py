@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 
 from phitune.models.heads import is_head_model
+from phitune.models.segment_attention import attends_per_example
 
 IGNORE_INDEX = -100
 _SUPPORTS_MASK: dict[type, bool] = {}
@@ -47,7 +48,8 @@ def token_loss_sum(model, batch):
         from phitune.train.head_loss import head_loss_sum
 
         return head_loss_sum(model, batch)
-    batch = packed_rows(batch)
+    if not attends_per_example(model):  # per-example attention: one long row costs no more than several
+        batch = packed_rows(batch)
     labels = batch["labels"]
     mask = target_mask(labels)
     targets = labels[:, 1:][mask[:, :-1]]

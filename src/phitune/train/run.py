@@ -251,14 +251,18 @@ def _check_same_training(saved: dict, recipe, checkpoint: Path) -> None:
 
 def make_collator(recipe: "Recipe", pad_id: int, model):
     """The training batches' collator: padding-free rows when packing or cheaper, unless each example
-    needs its own row (a classifier head; prompt learning's virtual tokens)."""
+    needs its own row (a classifier head; prompt learning's virtual tokens). When rows may be
+    padding-free, `model` is switched to per-example attention for them (models/segment_attention.py)."""
     from phitune.data import Collator
+    from phitune.models.segment_attention import use_segment_attention
     from phitune.recipe.method import PROMPT_LEARNING
     from phitune.recipe.task import uses_head
 
     own_rows = uses_head(recipe.task) or recipe.method.type in PROMPT_LEARNING
     width = getattr(getattr(model, "config", None), "hidden_size", None)
-    return Collator(pad_id, packing=recipe.train.packing, padding_free_width=None if own_rows else width)
+    per_example = not own_rows and use_segment_attention(model)
+    return Collator(pad_id, packing=recipe.train.packing, padding_free_width=None if own_rows else width,
+                    per_example_attention=per_example)
 
 
 def run_loop(loop, rng, tracker, interrupted):
