@@ -153,7 +153,7 @@ def run_phitune(spec: dict, packing: bool) -> dict:
     from phitune.models.run_dir import load_for_inference
     from phitune.recipe.schema import Recipe
     from phitune.tracking import NullTracker
-    from phitune.train.run import train
+    from phitune.train.run import make_collator, train
 
     stamps: dict[str, tuple[float, float]] = {}
 
@@ -187,7 +187,7 @@ def run_phitune(spec: dict, packing: bool) -> dict:
         return {"system": "phitune (packing)" if packing else "phitune", "tokens": m["train_tokens"],
                 "loop_s": stamps["end"][0] - stamps["begin"][0], "cpu_s": stamps["end"][1] - stamps["begin"][1],
                 "phitune_loop_time_s": m["train_runtime_s"], "steps": m["steps"],
-                "padded": _phitune_padded(lengths, recipe.train, model.config.hidden_size),
+                "padded": _phitune_padded(lengths, recipe.train, make_collator(recipe, tokenizer.pad_token_id, model)),
                 "train_loss_last": sum(h["loss"] for h in history[-5:]) / len(history[-5:]),
                 "heldout_loss": referee_loss(model, heldout_examples(spec, tokenizer), tokenizer.pad_token_id)}
 
@@ -199,9 +199,10 @@ def _train_lengths(spec: dict, tokenizer) -> list[int]:
     return [len(ex) for _, ex in scan_file(spec["train"], ChatTask(), tokenizer, spec["max_seq_len"]).examples]
 
 
-def _phitune_padded(lengths: list[int], train_spec, width: int) -> int:
+def _phitune_padded(lengths: list[int], train_spec, collator) -> int:
     """Positions fed to the model: the plans `train()` used are a pure function of (lengths, seed, epoch),
-    and each batch's layout (padded or one padding-free row) is `Collator`'s rule."""
+    and each batch's layout (padded rows or one padding-free row) is `collator`'s rule (the collator
+    `train()` built, rebuilt here by the same function)."""
     from phitune.data.batching import padding_free_is_cheaper, plan_batches
 
     total = 0
@@ -211,7 +212,8 @@ def _phitune_padded(lengths: list[int], train_spec, width: int) -> int:
                             max_seq_len=train_spec.max_seq_len)
         for batch in plan:
             sizes = [lengths[i] for i in batch]
-            free = train_spec.packing or padding_free_is_cheaper(sizes, width)
+            free = collator.packing or (collator.padding_free_width is not None and padding_free_is_cheaper(
+                sizes, collator.padding_free_width, collator.per_example_attention))
             total += sum(sizes) if free else max(sizes) * len(sizes)
     return total
 

@@ -3,8 +3,8 @@
 CPU threads: PyTorch's intra-op threads wait for each other at every op (OpenMP barriers). When the
 machine is already busy, a waiting thread is descheduled and every op stalls: measured here on a
 2-core machine with a load average of 7-10, the tiny Phi-3 trained 4-18x SLOWER with 2 threads than
-with 1 (e.g. 279 vs ~6,000 tokens/s), and a hidden-256 model 7x slower. So when the load average
-already fills every core we use one thread; an idle machine keeps PyTorch's default. Results do not
+with 1 (e.g. 279 vs ~6,000 tokens/s), and a hidden-256 model 7x slower. So when the load average of
+other processes already fills every core we use one thread; an idle machine keeps PyTorch's default. Results do not
 depend on it (same losses bit for bit with 1 and 2 threads). `OMP_NUM_THREADS` or
 `PHITUNE_CPU_THREADS` set by the user always win.
 """
@@ -65,12 +65,15 @@ def _wanted_threads(device, current: int) -> int:
 
 
 def machine_is_busy() -> bool:
-    """The 1-minute load average already fills every core (other processes compete for the CPU)."""
+    """Other processes already fill every core: the 1-minute load average, less the one runnable
+    thread this process has been all along (loading and tokenizing before the loop), still reaches
+    the core count. Without that allowance a training run started right after another one, while
+    the average still decays, read an idle machine as busy and trained on one thread."""
     try:
         load = os.getloadavg()[0]
     except (AttributeError, OSError):  # Windows
         return False
-    return load >= (os.cpu_count() or 1)
+    return load - 1 >= (os.cpu_count() or 1)
 
 
 def _reason(wanted: int) -> str:
