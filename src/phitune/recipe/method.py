@@ -36,7 +36,7 @@ def _no_empty(value: list[str]) -> list[str]:
 class _RankedUpdate(Section):
     """What every low-rank-update method has: a rank, its scaling and the modules it adapts."""
 
-    r: int = Field(8, ge=1, le=1024, description="Rank of the update (of each factor for loha/lokr).")
+    r: int = Field(8, ge=1, le=1024, description="Rank of the low-rank update.")
     alpha: float = Field(16.0, gt=0, description="Scaling numerator: the update is scaled by alpha / r.")
     target_modules: list[str] = _targets_field()
 
