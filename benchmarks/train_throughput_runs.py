@@ -203,7 +203,7 @@ def _phitune_padded(lengths: list[int], train_spec, collator) -> int:
     """Positions fed to the model: the plans `train()` used are a pure function of (lengths, seed, epoch),
     and each batch's layout (padded rows or one padding-free row) is `collator`'s rule (the collator
     `train()` built, rebuilt here by the same function)."""
-    from phitune.data.batching import padding_free_is_cheaper, plan_batches
+    from phitune.data.batching import plan_batches
 
     total = 0
     for epoch in range(math.ceil(train_spec.epochs)):
@@ -212,9 +212,7 @@ def _phitune_padded(lengths: list[int], train_spec, collator) -> int:
                             max_seq_len=train_spec.max_seq_len)
         for batch in plan:
             sizes = [lengths[i] for i in batch]
-            free = collator.packing or (collator.padding_free_width is not None and padding_free_is_cheaper(
-                sizes, collator.padding_free_width, collator.per_example_attention))
-            total += sum(sizes) if free else max(sizes) * len(sizes)
+            total += sum(sizes) if collator.padding_free(sizes) else max(sizes) * len(sizes)
     return total
 
 

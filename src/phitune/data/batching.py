@@ -97,9 +97,12 @@ class Collator:
     per_example_attention: bool = False
 
     def __call__(self, examples: list["Example"]) -> dict[str, "torch.Tensor"]:
-        free = self.packing or (self.padding_free_width is not None and padding_free_is_cheaper(
-            [len(ex.input_ids) for ex in examples], self.padding_free_width, self.per_example_attention))
-        return collate(examples, self.pad_id, packing=free)
+        return collate(examples, self.pad_id, packing=self.padding_free([len(ex.input_ids) for ex in examples]))
+
+    def padding_free(self, lengths: list[int]) -> bool:
+        """Whether a batch of examples of these lengths becomes one padding-free row."""
+        return self.packing or (self.padding_free_width is not None and padding_free_is_cheaper(
+            lengths, self.padding_free_width, self.per_example_attention))
 
 
 def padding_free_is_cheaper(lengths: list[int], width: int, per_example_attention: bool = False) -> bool:

@@ -10,6 +10,7 @@ from typing import Sequence
 from phitune.data.entities import format_entities
 from phitune.data.heads import SequenceLabelSample, encode_head_samples
 from phitune.data.records import IGNORE_INDEX, Example, RecordInvalid
+from phitune.models import base_of
 
 
 def evaluate_heads(model, tokenizer, task_type: str, records: Sequence, batch_size: int = 16):
@@ -66,6 +67,6 @@ def predict(model, tokenizer, samples: list, names: list[str], batch_size: int =
 
 def id2label(model) -> list[str]:
     """The head's label names in id order, from the model config (set from task.labels at build)."""
-    config = (model.get_base_model() if hasattr(model, "get_base_model") else model).config
+    config = base_of(model).config
     mapping = getattr(config, "id2label", None) or {}
     return [mapping[i] if i in mapping else mapping.get(str(i), str(i)) for i in range(config.num_labels)]

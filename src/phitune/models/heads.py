@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from phitune.errors import ModelError, Problem
+from phitune.models import base_of
 
 if TYPE_CHECKING:
     from phitune.recipe.schema import Recipe
@@ -81,7 +82,7 @@ def load_trainable_head_model(recipe: "Recipe"):
 
 
 def is_head_model(model) -> bool:
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = base_of(model)
     name = type(base).__name__
     return name.endswith("ForSequenceClassification") or name.endswith("ForTokenClassification")
 

@@ -16,6 +16,8 @@ than the window.
 
 from __future__ import annotations
 
+from phitune.models import base_of
+
 NAME = "phitune_segments"
 _registered = False
 
@@ -24,10 +26,9 @@ def use_segment_attention(model) -> bool:
     """Switch `model` from SDPA to per-example attention for padding-free rows; True if switched.
     Models on another implementation (eager, flash attention) are left as they are."""
     register()
-    config = getattr(model, "config", None)
-    if config is None or getattr(config, "_attn_implementation", None) != "sdpa":
+    base = base_of(model)
+    if getattr(getattr(base, "config", None), "_attn_implementation", None) != "sdpa":
         return False
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
     base.set_attn_implementation(NAME)
     return True
 
@@ -35,8 +36,7 @@ def use_segment_attention(model) -> bool:
 def attends_per_example(model) -> bool:
     """Whether `model` (a PEFT model, an HF model, or anything with `get_base_model`) uses this
     implementation, so a padding-free row can stay one row (train/loss.py `packed_rows`)."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return getattr(getattr(base, "config", None), "_attn_implementation", None) == NAME
+    return getattr(getattr(base_of(model), "config", None), "_attn_implementation", None) == NAME
 
 
 def register() -> None:

@@ -16,6 +16,8 @@ import logging
 import os
 from typing import Iterator
 
+from phitune.models import base_of
+
 log = logging.getLogger("phitune.train")
 
 
@@ -83,5 +85,5 @@ def _reason(wanted: int) -> str:
 
 
 def _is_dispatched(model) -> bool:
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = base_of(model)
     return bool(getattr(base, "hf_device_map", None)) or getattr(base, "hf_quantizer", None) is not None

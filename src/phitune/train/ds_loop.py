@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from phitune.models import base_of
 from phitune.train import deepspeed_engine as dse
 from phitune.train import distributed as dist
 from phitune.train.loop import TrainLoop, _defer_sigint
@@ -124,4 +125,4 @@ class _EngineAsModel:
 
     def get_base_model(self):
         module = self._engine.module
-        return module.get_base_model() if hasattr(module, "get_base_model") else module
+        return base_of(module)

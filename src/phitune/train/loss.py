@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 
+from phitune.models import base_of
 from phitune.models.heads import is_head_model
 from phitune.models.segment_attention import attends_per_example
 
@@ -115,7 +116,7 @@ def packed_rows(batch):
 
 def _supports_mask(model) -> bool:
     """Does the underlying HF model accept a tensor `logits_to_keep`? (transformers 5 causal LMs do.)"""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = base_of(model)
     cls = type(base)
     if cls not in _SUPPORTS_MASK:
         params = inspect.signature(cls.forward).parameters
