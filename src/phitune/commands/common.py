@@ -16,7 +16,7 @@ def add_set_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def load_recipe_from_args(args: argparse.Namespace):
+def load_recipe_from_args(args: argparse.Namespace, check_paths: bool = False):
     from phitune.recipe.load import load_recipe
 
-    return load_recipe(args.recipe, overrides=args.overrides)
+    return load_recipe(args.recipe, overrides=args.overrides, check_paths=check_paths)

@@ -14,7 +14,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    recipe = load_recipe_from_args(args)
+    recipe = load_recipe_from_args(args, check_paths=True)  # paths exist and are the right kind; no data scan
     if args.print_resolved:
         print(recipe.resolved_json(), end="")
     else:

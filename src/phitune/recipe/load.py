@@ -12,11 +12,13 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from phitune.errors import Problem, RecipeError
+from phitune.recipe.base import CONFLICTS
+from phitune.recipe.paths import local_path_problems
 from phitune.recipe.schema import Recipe
+from phitune.recipe.yaml_source import YamlSyntaxError, check_size, read_json, read_yaml
 
 # Fields holding local file paths: relative values are resolved against the recipe's folder
 # (values from `--set` against the current directory), so a resolved recipe runs from anywhere.
@@ -28,8 +30,10 @@ URI_PREFIXES = ("azureml:", "https://", "http://", "abfss://", "wasbs://", "hf:/
 def load_recipe(
     source: str | os.PathLike | Mapping[str, Any],
     overrides: Iterable[str] | None = None,
+    check_paths: bool = False,
 ) -> Recipe:
-    """Load and validate a recipe from a YAML/JSON file or a mapping, then apply `a.b=value` overrides."""
+    """Load and validate a recipe from a YAML/JSON file or a mapping, then apply `a.b=value` overrides.
+    `check_paths`: local data, DeepSpeed config and model paths must also exist and be the right kind."""
     problems: list[Problem] = []
     lines: dict[tuple[str, ...], int] = {}
     if isinstance(source, Mapping):
@@ -49,10 +53,17 @@ def load_recipe(
         raise RecipeError(f"invalid overrides for {origin}", problems)
 
     try:
-        return Recipe.model_validate(raw)
+        recipe = Recipe.model_validate(raw)
     except ValidationError as exc:
-        problems = [_to_problem(err, raw, origin, lines, overridden) for err in exc.errors()]
+        problems = [p for err in exc.errors() for p in _to_problems(err, raw, origin, lines, overridden)]
         raise RecipeError(f"invalid recipe {origin}", problems) from None
+    if check_paths:
+        problems = [Problem(_located(tuple(field.split(".")), origin, lines, overridden), message,
+                            "check the path (relative paths in a recipe are relative to the recipe's folder)")
+                    for field, message in local_path_problems(recipe, base_dir)]
+        if problems:
+            raise RecipeError(f"missing or wrong local paths in {origin}", problems)
+    return recipe
 
 
 def write_resolved(recipe: Recipe, path: str | os.PathLike) -> Path:
@@ -75,30 +86,17 @@ def recipe_json_schema() -> dict:
 def _read_file(path: Path) -> tuple[dict, dict[tuple[str, ...], int]]:
     if not path.is_file():
         raise RecipeError(f"recipe file not found: {path}", [Problem(str(path), "no such file", "check the path")])
+    check_size(path.stat().st_size, str(path))
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise RecipeError(f"cannot read {path}", [Problem(str(path), f"not UTF-8 text ({exc.reason})")]) from None
     if path.suffix == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise RecipeError(
-                f"invalid JSON in {path}", [Problem(f"{path}:{exc.lineno}", exc.msg)]
-            ) from None
+        data, lines = read_json(text, str(path)), {}
         if isinstance(data, dict) and "phitune_recipe_version" in data:
             data = data.get("recipe")
-        lines: dict[tuple[str, ...], int] = {}
     else:
-        try:
-            data = yaml.safe_load(text)
-            lines = _line_map(yaml.compose(text))
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"{path}:{mark.line + 1}" if mark else str(path)
-            raise RecipeError(
-                f"invalid YAML in {path}", [Problem(where, str(getattr(exc, "problem", exc)), "fix the YAML syntax")]
-            ) from None
+        data, lines = read_yaml(text, str(path))
     if data is None:
         raise RecipeError(f"empty recipe {path}", [Problem(str(path), "the file is empty", "add at least `data.train`")])
     if not isinstance(data, dict):
@@ -106,20 +104,6 @@ def _read_file(path: Path) -> tuple[dict, dict[tuple[str, ...], int]]:
             f"invalid recipe {path}", [Problem(str(path), f"top level must be a mapping, got {type(data).__name__}")]
         )
     return data, lines
-
-
-def _line_map(node: yaml.Node | None, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], int]:
-    out: dict[tuple[str, ...], int] = {}
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            path = prefix + (str(key.value),)
-            out[path] = key.start_mark.line + 1
-            out.update(_line_map(value, path))
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            out[prefix + (str(i),)] = item.start_mark.line + 1
-            out.update(_line_map(item, prefix + (str(i),)))
-    return out
 
 
 def _deep_copy(value: Any) -> Any:
@@ -164,8 +148,8 @@ def _apply_override(raw: dict, text: str, overridden: dict[tuple[str, ...], str]
     if not sep or not all(path):
         return Problem(f"--set {text}", "an override must look like `section.key=value`", "e.g. --set train.lr=1e-3")
     try:
-        value = yaml.safe_load(value_text) if value_text.strip() else ""
-    except yaml.YAMLError:
+        value = read_yaml(value_text, f"--set {text}")[0] if value_text.strip() else ""
+    except YamlSyntaxError:
         value = value_text
     target = raw
     for i, part in enumerate(path[:-1]):
@@ -176,6 +160,7 @@ def _apply_override(raw: dict, text: str, overridden: dict[tuple[str, ...], str]
             target[part] = current
         if current is None:
             current = target[part] = {}
+            overridden.setdefault(path[: i + 1], text)  # the section exists only because of this --set
         if not isinstance(current, dict):
             where = ".".join(path[: i + 1])
             return Problem(f"--set {text}", f"`{where}` is a value, not a section", f"set `{where}=...` instead")
@@ -193,12 +178,15 @@ def _apply_override(raw: dict, text: str, overridden: dict[tuple[str, ...], str]
 # --- turning pydantic errors into problems ------------------------------------------------------
 
 
-def _to_problem(err: dict, raw: dict, origin: str, lines: dict, overridden: dict) -> Problem:
-    path = _data_path(err["loc"], raw)
-    kind = err["type"]
-    if kind == "union_tag_invalid" and path and path[-1] != "type":
-        path = path + ("type",)
-    dotted = ".".join(path) or "(top level)"
+def _to_problems(err: dict, raw: dict, origin: str, lines: dict, overridden: dict) -> list[Problem]:
+    if err["type"] == CONFLICTS:  # the Recipe's cross-section rules: one problem per conflict, at its field
+        return [Problem(_located(tuple(field.split(".")), origin, lines, overridden), message)
+                for field, message in err["ctx"]["conflicts"]]
+    return [_to_problem(err, raw, origin, lines, overridden)]
+
+
+def _located(path: tuple[str, ...], origin: str, lines: dict, overridden: dict) -> str:
+    """`a.b (FILE:LINE)`, or `(from --set ...)`: the nearest written ancestor of the field."""
     where = ""
     for depth in range(len(path), 0, -1):
         if path[:depth] in overridden:
@@ -207,6 +195,15 @@ def _to_problem(err: dict, raw: dict, origin: str, lines: dict, overridden: dict
         if path[:depth] in lines:
             where = f" ({origin}:{lines[path[:depth]]})"
             break
+    return f"{'.'.join(path) or '(top level)'}{where}"
+
+
+def _to_problem(err: dict, raw: dict, origin: str, lines: dict, overridden: dict) -> Problem:
+    path = _data_path(err["loc"], raw)
+    kind = err["type"]
+    if kind in ("union_tag_invalid", "union_tag_not_found") and path and path[-1] != "type":
+        path = path + ("type",)
+    location = _located(path, origin, lines, overridden)
     message = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
     fix = None
     if kind == "extra_forbidden":
@@ -219,15 +216,21 @@ def _to_problem(err: dict, raw: dict, origin: str, lines: dict, overridden: dict
         fix = f"add `{path[-1]}:` under `{'.'.join(path[:-1]) or 'the top level'}`"
     elif kind in ("union_tag_invalid", "union_tag_not_found"):
         ctx = err.get("ctx", {})
-        tags = [t.strip().strip("'") for t in str(ctx.get("expected_tags", "")).split(",") if t.strip()]
         got = ctx.get("tag")
-        section = path[-2] if path and path[-1] == "type" and len(path) > 1 else (path[-1] if path else "section")
-        message = f"unknown {section} type {got!r}" if got else "missing `type`"
+        section = path[:-1]
+        # union_tag_not_found carries no tag list: read it from the union itself
+        tags = [t.strip().strip("'") for t in str(ctx.get("expected_tags", "")).split(",") if t.strip()] or \
+            _union_tags(section)
+        name = section[-1] if section else "section"
+        message = f"unknown {name} type {got!r}" if got else f"`{'.'.join(section)}` has no `type`"
         close = difflib.get_close_matches(str(got), tags, n=1) if got else []
         fix = (f"did you mean '{close[0]}'? " if close else "") + f"type must be one of: {', '.join(tags)}"
+        fits = _types_taking(section, _get(raw, section)) if not got else []
+        if len(fits) == 1:
+            fix += f" (the keys given fit only {fits[0]}: add `type: {fits[0]}` or --set {'.'.join(path)}={fits[0]})"
     elif "input" in err and kind not in ("model_type", "dict_type") and not isinstance(err["input"], dict):
         message = f"{message} (got {err['input']!r})"
-    return Problem(f"{dotted}{where}", message, fix)
+    return Problem(location, message, fix)
 
 
 def _data_path(loc: tuple, raw: Any) -> tuple[str, ...]:
@@ -262,6 +265,28 @@ def _allowed_keys(path: tuple[str, ...], raw: dict) -> list[str]:
         if model is None:
             return []
     return list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
+
+
+def _union_members(path: tuple[str, ...]) -> list[type[BaseModel]]:
+    """The models of the discriminated union at a top-level field such as `target`."""
+    from typing import get_args
+
+    field = Recipe.model_fields.get(path[0]) if len(path) == 1 else None
+    if field is None:
+        return []
+    return [a for a in _flatten(field.annotation, get_args) if isinstance(a, type) and issubclass(a, BaseModel)]
+
+
+def _union_tags(path: tuple[str, ...]) -> list[str]:
+    return [str(m.model_fields["type"].default) for m in _union_members(path) if "type" in m.model_fields]
+
+
+def _types_taking(path: tuple[str, ...], node: Any) -> list[str]:
+    """Union members that accept every key given (e.g. `target: {compute: x}` fits only maap)."""
+    if not isinstance(node, dict) or not node:
+        return []
+    return [str(m.model_fields["type"].default) for m in _union_members(path)
+            if "type" in m.model_fields and set(node) <= set(m.model_fields)]
 
 
 def _pick_model(annotation: Any, node: Any, get_args) -> Any:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import Field, field_validator, model_validator
 
-from phitune.recipe.base import Section
+from phitune.recipe.base import Conflict, Section
 
 if TYPE_CHECKING:
     from phitune.recipe.schema import Recipe
@@ -195,20 +195,24 @@ MethodSpec = Annotated[
 PROMPT_LEARNING = ("prompt_tuning", "prefix_tuning")
 
 
-def method_conflicts(recipe: "Recipe") -> list[str]:
-    """Combinations of `method` with other sections that cannot work, each naming the fields."""
+def method_conflicts(recipe: "Recipe") -> list[Conflict]:
+    """Combinations of `method` with other sections that cannot work: one `Conflict` each, located at
+    the field the fix changes (so its YAML line is shown), the message naming both fields."""
     method, out = recipe.method, []
     if method.type in PROMPT_LEARNING and recipe.train.packing:
-        out.append(f"method.type: {method.type} cannot be combined with train.packing: true (virtual tokens are "
-                   "prepended to each row, and packed examples would see each other): set train.packing: false")
+        out.append(Conflict("train.packing", f"method.type: {method.type} cannot be combined with train.packing: "
+                            "true (virtual tokens are prepended to each row, and packed examples would see each "
+                            "other): set train.packing: false"))
     if method.type in PROMPT_LEARNING and recipe.output.merge:
-        out.append(f"method.type: {method.type} has no weights to fold into the base, so output.merge: true "
-                   "is impossible: set output.merge: false")
+        out.append(Conflict("output.merge", f"method.type: {method.type} has no weights to fold into the base, "
+                            "so output.merge: true is impossible: set output.merge: false"))
     if method.type == "prefix_tuning" and recipe.train.gradient_checkpointing:
-        out.append("method.type: prefix_tuning cannot be combined with train.gradient_checkpointing: true (peft "
-                   "passes the prefix as a KV cache, which checkpointing drops): set train.gradient_checkpointing: false")
+        out.append(Conflict("train.gradient_checkpointing", "method.type: prefix_tuning cannot be combined with "
+                            "train.gradient_checkpointing: true (peft passes the prefix as a KV cache, which "
+                            "checkpointing drops): set train.gradient_checkpointing: false"))
     deepspeed = getattr(recipe.train, "deepspeed", None)
     if method.type == "qlora" and deepspeed is not None and deepspeed.stage == 3:
-        out.append("method.type: qlora cannot be combined with train.deepspeed.stage: 3 (ZeRO-3 partitions the "
-                   "bitsandbytes weights it cannot quantize): use stage 2, or method.type: lora")
+        out.append(Conflict("train.deepspeed.stage", "method.type: qlora cannot be combined with "
+                            "train.deepspeed.stage: 3 (ZeRO-3 partitions the bitsandbytes weights it cannot "
+                            "quantize): use stage 2, or method.type: lora"))
     return out

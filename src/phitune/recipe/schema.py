@@ -6,8 +6,9 @@ import hashlib
 import json
 
 from pydantic import Field, model_validator
+from pydantic_core import PydanticCustomError
 
-from phitune.recipe.base import Section
+from phitune.recipe.base import CONFLICTS, Section
 from phitune.recipe.method import LoraMethod, MethodSpec, method_conflicts
 from phitune.recipe.sections import DataSpec, EvalSpec, ModelSpec, OutputSpec, TrackingSpec, TrainSpec
 from phitune.recipe.target import LocalTarget, TargetSpec
@@ -31,7 +32,10 @@ class Recipe(Section):
     def _method_fits_the_rest(self) -> "Recipe":
         conflicts = method_conflicts(self) + task_conflicts(self)
         if conflicts:
-            raise ValueError("; ".join(conflicts))
+            # One error whose text reads as a sentence; load_recipe turns ctx["conflicts"] into one
+            # problem per conflict, each at its own field and YAML line.
+            raise PydanticCustomError(CONFLICTS, "{summary}", {
+                "summary": "; ".join(c.message for c in conflicts), "conflicts": [tuple(c) for c in conflicts]})
         return self
 
     def to_dict(self) -> dict:
