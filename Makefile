@@ -13,7 +13,7 @@ export DO_NOT_TRACK := 1
 # mlflow 3.17 reads only MLFLOW_DISABLE_TELEMETRY (or DO_NOT_TRACK=true, not 1) to turn telemetry off.
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: install demo test test-fast bench lint clean
+.PHONY: install demo test test-fast bench lint check-envs clean
 
 install: $(STAMP)
 
@@ -37,6 +37,11 @@ test-fast: $(STAMP)
 # Azure ML YAMLs (components/, environments/, aml/): what azure-ai-ml accepts offline but Azure rejects.
 lint: $(STAMP)
 	$(BIN)/phitune lint components environments aml
+
+# Resolves each Azure ML environment's pins with pip for the image's Python and platform (needs the package
+# index, so not part of `make test`; the offline half runs there: tests/contract/test_environment_builds.py).
+check-envs: $(STAMP)
+	$(BIN)/python environments/check_envs.py --resolve
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/train_throughput.py

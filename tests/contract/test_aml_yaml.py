@@ -53,9 +53,10 @@ def test_environments_load(path):
     assert env.image or (env.build and (path.parent / env.build.path / "Dockerfile").is_file())
 
 
-def test_train_gpu_image_builds_on_an_acpt_base():
+def test_train_gpu_image_builds_on_an_azure_ml_cuda_base_with_its_own_python():
     dockerfile = (REPO / "environments" / "train-gpu" / "Dockerfile").read_text()
-    assert "mcr.microsoft.com/aifx/acpt/" in dockerfile and "requirements.txt" in dockerfile
+    assert "mcr.microsoft.com/azureml/openmpi5.0-cuda13" in dockerfile and "requirements.txt" in dockerfile
+    assert "ARG PYTHON_VERSION=3.11" in dockerfile and 'python=${PYTHON_VERSION}' in dockerfile
 
 
 def test_pipeline_loads_validates_and_passes_job_validate(monkeypatch):
