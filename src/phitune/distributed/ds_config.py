@@ -5,7 +5,7 @@ a DeepSpeed JSON of the user's (we fill its "auto" values from the recipe and re
 contradict it). Both paths give the same `ZeroSettings`, so `phitune estimate` and the launcher can
 never disagree about what runs.
 
-Choices, from measurements on this stack (shared/STACK.md):
+Choices, from measurements on this stack (docs/stack-notes.md):
 - optimizer AdamW with `torch_adam: true`: no JIT build of fused_adam (~40 s) or cpu_adam (~45 s);
   with offload that needs `zero_force_ds_cpu_optimizer: false`;
 - bf16/fp16 only on GPU: DeepSpeed's CPU accelerator trains in fp32;

@@ -2,7 +2,7 @@
 
 For scoring and classification-style use, and as a second, independent ONNX path for the parity check.
 Exported with the TorchScript exporter (`dynamo=False`): 0.2-0.4 s on the tiny model against ~4 s for
-dynamo, and its logits match PyTorch to ~3e-7 (shared/STACK.md). Weights go to one external data file.
+dynamo, and its logits match PyTorch to ~3e-7 (docs/stack-notes.md). Weights go to one external data file.
 """
 
 from __future__ import annotations
