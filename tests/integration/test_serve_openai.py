@@ -1,11 +1,14 @@
-"""`phitune serve`: OpenAI-compatible chat completions over real HTTP on 127.0.0.1; and
-`phitune generate --onnx`, the other front-end of an ONNX export."""
+"""`phitune serve` over real HTTP on 127.0.0.1: the official `openai` client (answers, streaming, errors
+as its exception types), malformed requests on a raw socket (always OpenAI's JSON error shape), the
+CLI; and `phitune generate --onnx`, the other front-end of an ONNX export."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -13,6 +16,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import openai
 import pytest
 
 from conftest import REPO, run_cli
@@ -21,6 +25,7 @@ from phitune.export.runtime import OnnxChatModel
 
 pytestmark = pytest.mark.slow
 MESSAGES = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Describe the sea."}]
+KEY = "sk-test-key"
 
 
 @pytest.fixture(scope="module")
@@ -29,16 +34,30 @@ def export_dir(tiny_model_dir, tmp_path_factory) -> Path:
     return out
 
 
-@pytest.fixture(scope="module")
-def base_url(export_dir):
+@contextlib.contextmanager
+def running(export_dir, **options):
     from phitune.serve.openai_http import make_server
 
-    server = make_server(export_dir, port=0, quiet=True)  # port 0: a free port
+    server = make_server(export_dir, port=0, quiet=True, **options)  # port 0: a free port
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert not thread.is_alive()
+
+
+@pytest.fixture(scope="module")
+def base_url(export_dir):
+    with running(export_dir, header_timeout=1.5) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def client(base_url) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{base_url}/v1", api_key="unused", max_retries=0, timeout=60)
 
 
 def post(url: str, body: dict) -> tuple[int, dict | str]:
@@ -51,35 +70,61 @@ def post(url: str, body: dict) -> tuple[int, dict | str]:
         return err.code, json.loads(err.read())
 
 
-def test_chat_completion_has_the_openai_shape_and_the_model_answer(base_url, export_dir):
-    status, body = post(f"{base_url}/v1/chat/completions",
-                        {"model": "tiny-phi3", "messages": MESSAGES, "max_tokens": 12, "temperature": 0})
-    assert status == 200
-    assert body["object"] == "chat.completion" and body["id"].startswith("chatcmpl-") and body["model"] == "tiny-phi3"
-    choice = body["choices"][0]
-    assert choice["index"] == 0 and choice["message"]["role"] == "assistant"
-    assert choice["finish_reason"] in ("stop", "length")
+def test_openai_client_gets_the_model_answer(client, export_dir):
+    answer = client.chat.completions.create(model="tiny-phi3", messages=MESSAGES, max_tokens=12, temperature=0)
+    assert answer.object == "chat.completion" and answer.id.startswith("chatcmpl-") and answer.model == "tiny-phi3"
+    choice = answer.choices[0]
+    assert choice.message.role == "assistant" and choice.finish_reason in ("stop", "length")
     expected = OnnxChatModel(export_dir).chat(MESSAGES, 12).complete()
-    assert choice["message"]["content"] == expected.text and expected.text
-    usage = body["usage"]
-    assert usage["prompt_tokens"] == expected.prompt_tokens and 1 <= usage["completion_tokens"] <= 12
-    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+    assert choice.message.content == expected.text and expected.text
+    assert answer.usage.prompt_tokens == expected.prompt_tokens and 1 <= answer.usage.completion_tokens <= 12
+    assert answer.usage.total_tokens == answer.usage.prompt_tokens + answer.usage.completion_tokens
 
 
-def test_streaming_sends_chunks_that_add_up_to_the_same_answer(base_url):
-    _, whole = post(f"{base_url}/chat/completions", {"messages": MESSAGES, "max_tokens": 12, "temperature": 0})
-    status, text = post(f"{base_url}/v1/chat/completions",
-                        {"messages": MESSAGES, "max_tokens": 12, "temperature": 0, "stream": True,
-                         "stream_options": {"include_usage": True}})
-    assert status == 200
-    events = [line[len("data: "):] for line in text.split("\n\n") if line.startswith("data: ")]
-    assert events[-1] == "[DONE]"
-    chunks = [json.loads(e) for e in events[:-1]]
-    assert all(c["object"] == "chat.completion.chunk" for c in chunks) and len({c["id"] for c in chunks}) == 1
-    content = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
-    assert content == whole["choices"][0]["message"]["content"]
-    assert chunks[-2]["choices"][0]["finish_reason"] == whole["choices"][0]["finish_reason"]
-    assert chunks[-1]["usage"] == whole["usage"]
+def test_openai_client_streams_chunks_that_add_up_to_the_same_answer(client):
+    whole = client.chat.completions.create(model="tiny-phi3", messages=MESSAGES, max_tokens=12, temperature=0)
+    chunks = list(client.chat.completions.create(model="tiny-phi3", messages=MESSAGES, max_tokens=12, temperature=0,
+                                                 stream=True, stream_options={"include_usage": True}))
+    assert all(c.object == "chat.completion.chunk" for c in chunks) and len({c.id for c in chunks}) == 1
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == whole.choices[0].message.content
+    assert chunks[-2].choices[0].finish_reason == whole.choices[0].finish_reason
+    assert chunks[-1].usage == whole.usage
+
+
+def test_openai_client_lists_models_and_unknown_names_are_not_found(client):
+    assert [m.id for m in client.models.list()] == ["tiny-phi3"]
+    assert client.models.retrieve("tiny-phi3").id == "tiny-phi3"
+    with pytest.raises(openai.NotFoundError) as err:
+        client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=4)
+    assert err.value.code == "model_not_found" and err.value.body["param"] == "model"
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("gpt-4o")
+
+
+def test_openai_client_raises_bad_request_and_unprocessable(client):
+    with pytest.raises(openai.BadRequestError) as bad:
+        client.chat.completions.create(model="tiny-phi3", messages=MESSAGES, temperature=3)
+    assert bad.value.body["param"] == "temperature" and bad.value.body["type"] == "invalid_request_error"
+    with pytest.raises(openai.BadRequestError) as too_many:
+        client.chat.completions.create(model="tiny-phi3", messages=MESSAGES, max_tokens=100_000)
+    assert too_many.value.body["param"] == "max_tokens"
+    with pytest.raises(openai.UnprocessableEntityError) as unsupported:
+        client.chat.completions.create(model="tiny-phi3", messages=MESSAGES, n=2)
+    assert unsupported.value.code == "unsupported_parameter" and unsupported.value.body["param"] == "n"
+
+
+def test_api_key_is_required_as_a_bearer_token(export_dir):
+    with running(export_dir, api_key=KEY) as url:
+        with pytest.raises(openai.AuthenticationError) as err:
+            openai.OpenAI(base_url=f"{url}/v1", api_key="wrong", max_retries=0).models.list()
+        assert err.value.status_code == 401 and err.value.code == "invalid_api_key"
+        status, body = post(f"{url}/v1/chat/completions", {"messages": MESSAGES})  # no Authorization header
+        assert status == 401 and body["error"]["code"] == "invalid_api_key"
+        keyed = openai.OpenAI(base_url=f"{url}/v1", api_key=KEY, max_retries=0)
+        answer = keyed.chat.completions.create(model="tiny-phi3", messages=MESSAGES, max_tokens=4, temperature=0)
+        assert answer.choices[0].message.role == "assistant"
+        with urllib.request.urlopen(f"{url}/health", timeout=10) as resp:  # probes need no key
+            assert json.loads(resp.read()) == {"status": "ok"}
 
 
 def test_sampling_is_seeded_and_stop_strings_cut_the_answer(base_url):
@@ -89,49 +134,79 @@ def test_sampling_is_seeded_and_stop_strings_cut_the_answer(base_url):
     _, greedy = post(f"{base_url}/v1/chat/completions", {"messages": MESSAGES, "max_tokens": 16, "temperature": 0})
     full = greedy["choices"][0]["message"]["content"]
     stop = full[len(full) // 2:][:2]
-    _, cut = post(f"{base_url}/v1/chat/completions",
-                  {"messages": MESSAGES, "max_tokens": 16, "temperature": 0, "stop": stop})
+    _, cut = post(f"{base_url}/chat/completions", {"messages": MESSAGES, "max_tokens": 16, "temperature": 0, "stop": stop})
     assert cut["choices"][0]["message"]["content"] == full[:full.index(stop)]
     assert cut["choices"][0]["finish_reason"] == "stop"
 
 
-@pytest.mark.parametrize("body, param", [
-    ({"max_tokens": 5}, "messages"),
-    ({"messages": [{"role": "robot", "content": "hi"}]}, "messages[0].role"),
-    ({"messages": MESSAGES, "max_tokens": 100000}, "max_tokens"),
-    ({"messages": MESSAGES, "temperature": 3}, "temperature"),
+def raw_exchange(base_url: str, data: bytes, wait: float = 30) -> tuple[int | None, dict | None, bytes]:
+    """Send bytes, read until the server closes: (status, JSON body, raw answer)."""
+    port = int(base_url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=wait) as sock:
+        sock.sendall(data)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    if not answer:
+        return None, None, answer
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body), answer
+
+
+def request(method: str, path: str, headers: str = "", body: bytes = b"") -> bytes:
+    return f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{headers}\r\n".encode() + body
+
+
+@pytest.mark.parametrize("data, status", [
+    (request("POST", "/v1/chat/completions", "Content-Length: -1\r\n"), 400),
+    (request("POST", "/v1/chat/completions", "Content-Length: abc\r\n"), 400),
+    (b"HELLO THERE\r\n\r\n", 400),
+    (request("GET", "/v1/models", "X-Big: " + "a" * 200_000 + "\r\n"), 431),
+    (request("GET", "/v1/models", "X-Big: " + "a" * 17_000 + "\r\n"), 431),
+    (request("DELETE", "/v1/chat/completions"), 405),
+    (request("GET", "/v1/chat/completions"), 405),
+    (request("POST", "/v1/completions", "Content-Type: application/json\r\nContent-Length: 2\r\n", b"{}"), 404),
+    (request("POST", "/v1/chat/completions", "Content-Type: text/plain\r\nContent-Length: 2\r\n", b"hi"), 415),
+    (request("POST", "/v1/chat/completions", "Content-Type: application/json\r\nContent-Length: 2\r\n", b"hi"), 400),
+    (request("POST", "/v1/chat/completions", "Content-Type: application/json\r\nContent-Length: 9000000\r\n"), 413),
+    (request("POST", "/v1/chat/completions", "Content-Type: application/json\r\nContent-Length: 200000\r\n",
+             b"[" * 100_000 + b"]" * 100_000), 400),
 ])
-def test_bad_requests_get_a_400_naming_the_parameter(base_url, body, param):
-    status, answer = post(f"{base_url}/v1/chat/completions", body)
-    assert status == 400
-    assert answer["error"]["type"] == "invalid_request_error" and answer["error"]["param"] == param
+def test_malformed_requests_get_openai_json_errors(base_url, data, status):
+    got, body, answer = raw_exchange(base_url, data)
+    assert got == status, answer[:300]
+    assert b"content-type: application/json" in answer.lower()
+    assert set(body["error"]) == {"message", "type", "param", "code"} and body["error"]["message"]
+    assert body["error"]["type"] == "invalid_request_error"
 
 
-def test_models_health_and_unknown_routes(base_url):
-    with urllib.request.urlopen(f"{base_url}/v1/models", timeout=10) as resp:
-        assert [m["id"] for m in json.loads(resp.read())["data"]] == ["tiny-phi3"]
-    with urllib.request.urlopen(f"{base_url}/health", timeout=10) as resp:
-        assert json.loads(resp.read()) == {"status": "ok"}
-    assert post(f"{base_url}/v1/completions", {"prompt": "hi"})[0] == 404
+def test_a_trickling_request_times_out_and_an_idle_connection_is_closed(base_url):
+    got, body, _ = raw_exchange(base_url, b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n")  # headers never end
+    assert got == 408 and body["error"]["code"] == "timeout"
+    assert raw_exchange(base_url, b"") == (None, None, b"")  # said nothing: closed without an answer
 
 
-def test_cli_serve_answers_over_http_then_stops(export_dir):
-    proc = subprocess.Popen([sys.executable, "-m", "phitune.cli", "serve", str(export_dir), "--port", "0"],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def test_cli_serve_warns_when_exposed_without_a_key_and_stops_on_ctrl_c(export_dir):
+    proc = subprocess.Popen([sys.executable, "-m", "phitune.cli", "serve", str(export_dir), "--host", "0.0.0.0",
+                             "--port", "0"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={k: v for k, v in os.environ.items() if k != "PHITUNE_API_KEY"})
     try:
         line = proc.stdout.readline()
-        assert "http://127.0.0.1:" in line, proc.stderr.read() if proc.poll() is not None else line
-        url = line.split("on ", 1)[1].split()[0]
-        status, body = post(url, {"messages": MESSAGES, "max_tokens": 4, "temperature": 0})
+        assert "http://0.0.0.0:" in line, proc.stderr.read() if proc.poll() is not None else line
+        port = int(line.split("0.0.0.0:", 1)[1].split("/", 1)[0])
+        status, body = post(f"http://127.0.0.1:{port}/v1/chat/completions",
+                            {"messages": MESSAGES, "max_tokens": 4, "temperature": 0})
         assert status == 200 and body["choices"][0]["message"]["role"] == "assistant"
     finally:
         proc.send_signal(signal.SIGINT)
         try:
-            proc.wait(timeout=20)
+            proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
-    assert proc.returncode == 0
+    stderr = proc.stderr.read()
+    assert proc.returncode == 0, stderr[-2000:]
+    assert "WARNING: listening on 0.0.0.0 with NO API KEY" in stderr and "PHITUNE_API_KEY" in stderr
 
 
 def test_cli_generate_onnx_streams_the_same_reply(export_dir):
