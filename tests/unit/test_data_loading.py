@@ -109,7 +109,7 @@ def test_custom_keys_and_plain_text(tmp_path, tiny_model_dir, tokenizer):
     train, _, _ = load_examples(recipe, tokenizer)
     assert [tokenizer.decode([t for t in ex.labels if t >= 0]) for ex in train] == [" blue<|endoftext|>", " green<|endoftext|>"]
     text = _write(tmp_path / "text.jsonl", [{"body": "The city by the river."}])
-    train, _, _ = load_examples(_recipe(tiny_model_dir, text, task={"type": "completion", "text_key": "body"}), tokenizer)
+    train, _, _ = load_examples(_recipe(tiny_model_dir, text, task={"type": "completion", "text_key": "body", "learn": "all"}), tokenizer)
     assert train[0].labels == train[0].input_ids
 
 

@@ -131,16 +131,19 @@ def _check_message(position: int, message: Any) -> dict:
 
 @register_task("completion")
 def format_completion(task, record: dict) -> TextSample:
-    if task.text_key is not None:
+    azure = task.text_key is not None  # Azure ML's names: text_key (+ ground_truth_key)
+    if task.input_key is None:  # plain text, every token learned
         text = _string_field(record, task.text_key, "task.text_key")
         if not text.strip():
             raise RecordInvalid("empty text", f"{task.text_key!r} is empty: nothing to learn", "drop the record")
         return TextSample(prompt="", answer=text)
-    prompt = _string_field(record, task.prompt_key, "task.prompt_key")
-    completion = _string_field(record, task.completion_key, "task.completion_key")
+    prompt = _string_field(record, task.input_key, "task.text_key" if azure else "task.prompt_key")
+    completion = _string_field(record, task.target_key, "task.ground_truth_key" if azure else "task.completion_key")
     if not completion.strip():
-        raise RecordInvalid("empty completion", f"{task.completion_key!r} is empty: nothing to learn",
+        raise RecordInvalid("empty completion", f"{task.target_key!r} is empty: nothing to learn",
                             "write the completion, or drop the record")
+    if task.learn == "all":
+        return TextSample(prompt="", answer=prompt + completion)
     return TextSample(prompt=prompt, answer=completion)
 
 
@@ -162,7 +165,8 @@ def _example_shape(task) -> str:
     if hasattr(task, "keys") and task.type != "completion":  # the tasks of phitune.data.task_formats
         return "{" + ", ".join(f'"{key}": ...' for key in task.keys().values()) + "}"
     if getattr(task, "text_key", None):
-        return f'{{"{task.text_key}": "..."}}'
+        keys = [task.text_key] + ([task.ground_truth_key] if task.ground_truth_key else [])
+        return "{" + ", ".join(f'"{key}": "..."' for key in keys) + "}"
     return f'{{"{getattr(task, "prompt_key", "prompt")}": "...", "{getattr(task, "completion_key", "completion")}": "..."}}'
 
 

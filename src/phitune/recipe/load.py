@@ -15,6 +15,7 @@ from typing import Any, Iterable, Mapping
 from pydantic import BaseModel, ValidationError
 
 from phitune.errors import Problem, RecipeError
+from phitune.recipe.azure_names import hint as azure_hint
 from phitune.recipe.base import CONFLICTS
 from phitune.recipe.paths import local_path_problems
 from phitune.recipe.schema import Recipe
@@ -211,6 +212,7 @@ def _to_problem(err: dict, raw: dict, origin: str, lines: dict, overridden: dict
         message = f"unknown key '{path[-1]}'"
         close = difflib.get_close_matches(path[-1], allowed, n=1, cutoff=0.6)
         fix = f"did you mean '{close[0]}'?" if close else f"allowed keys here: {', '.join(allowed)}"
+        fix = azure_hint(path[-1]) or fix  # e.g. num_train_epochs -> train.epochs
     elif kind == "missing":
         message = "required key is missing"
         fix = f"add `{path[-1]}:` under `{'.'.join(path[:-1]) or 'the top level'}`"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from phitune.recipe.base import Section
 
@@ -47,12 +47,21 @@ class _AzureTarget(Section):
     experiment: str | None = Field(None, min_length=1, description="Experiment name; default tracking.experiment.")
     display_name: str | None = Field(None, min_length=1, description="Job display name; default the recipe name.")
     tags: dict[str, str] = Field(default_factory=dict, description="Tags added to the job.")
+    properties: dict[str, str] = Field(default_factory=dict, description="Properties added to the job (immutable "
+                                       "once the job is created, unlike tags).")
 
 
 class MaapTarget(_AzureTarget):
-    """The pipeline (validate_data -> finetune -> evaluate) on your own Azure ML compute."""
+    """On your own Azure ML compute: phitune's pipeline (validate_data -> finetune -> evaluate), or with
+    `trainer: azureml` the registry fine-tuning pipeline component for the recipe's task."""
 
     type: Literal["maap"] = "maap"
+    trainer: Literal["phitune", "azureml"] = Field(
+        "phitune", description="phitune: phitune's own components; azureml: Azure ML's registry pipeline component "
+                               "for the task (e.g. chat_completion_pipeline from registry azureml).")
+    component_version: str | None = Field(
+        None, min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="trainer: azureml only: pin the registry component's version (default: latest, resolved at submit).")
     compute: str = Field("gpu-cluster", min_length=1, pattern=_AZURE_NAME,
                          description="Compute cluster for every step (pipeline settings.default_compute).")
     cpu_compute: str | None = Field(None, min_length=1, pattern=_AZURE_NAME,
@@ -65,15 +74,26 @@ class MaapTarget(_AzureTarget):
                                         "default: the component's environments/train-gpu.")
     pipeline: str | None = Field(None, description="Pipeline YAML; default aml/pipelines/finetune.yml.")
 
+    @model_validator(mode="after")
+    def _azureml_only_fields(self) -> "MaapTarget":
+        if self.component_version is not None and self.trainer != "azureml":
+            raise ValueError("target.component_version pins the registry component of target.trainer: azureml: "
+                             "set target.trainer: azureml, or remove target.component_version")
+        if self.pipeline is not None and self.trainer == "azureml":
+            raise ValueError("target.pipeline is phitune's pipeline YAML; target.trainer: azureml runs the registry "
+                             "component instead: remove target.pipeline, or set target.trainer: phitune")
+        return self
+
 
 class MaasTarget(_AzureTarget):
-    """Azure AI serverless fine-tuning (LoRA on a registry Phi model, billed per token)."""
+    """Azure AI serverless fine-tuning (LoRA on a registry catalog model, billed per token)."""
 
     type: Literal["maas"] = "maas"
     model: str | None = Field(
         None, min_length=1,
-        description="Registry model, e.g. azureml://registries/azureml/models/Phi-3-mini-4k-instruct/labels/latest "
-                    "or just Phi-3-mini-4k-instruct; default model.name.")
+        description="Registry model of any registry, e.g. azureml://registries/azureml-meta/models/Meta-Llama-3-8B/"
+                    "versions/8 or .../labels/latest (resolved to a version at submit), or a catalog short name such as "
+                    "Phi-3-mini-4k-instruct; default model.name.")
     output_model_name: str | None = Field(None, min_length=1, pattern=_AZURE_NAME,
                                           description="Name of the registered fine-tuned model; default the recipe name.")
 

@@ -28,19 +28,62 @@ class ChatTask(Section):
 
 
 class CompletionTask(Section):
-    """Prompt/completion JSONL (loss on the completion only), or a plain `text_key` column for
-    domain adaptation and creative generation (loss on all of it)."""
+    """Text completion: an input text and the target the model learns to write after it.
+
+    Keys by either convention: Azure ML's `text_key` + `ground_truth_key` (its text-generation sample data is
+    `{"text": ..., "ground_truth": ...}`), or `prompt_key` + `completion_key` (default `prompt` / `completion`).
+    `learn: target` (default) puts the loss on the target only; `learn: all` learns every token, which is also
+    how plain text is trained (`text_key` alone, for domain adaptation and creative generation)."""
 
     type: Literal["completion"] = "completion"
-    prompt_key: str = "prompt"
-    completion_key: str = "completion"
-    text_key: str | None = Field(None, description="When set, records hold plain text and every token is learned.")
+    prompt_key: str = Field("prompt", min_length=1, description="Key of the input text (OpenAI's name).")
+    completion_key: str = Field("completion", min_length=1, description="Key of the target text (OpenAI's name).")
+    text_key: str | None = Field(
+        None, min_length=1, description="Key of the input text (Azure ML's name; replaces prompt_key). Alone, with "
+                                        "learn: all, the records are plain text.")
+    ground_truth_key: str | None = Field(
+        None, min_length=1, description="Key of the target learned after text_key (Azure ML's name; replaces "
+                                        "completion_key).")
+    learn: Literal["target", "all"] = Field(
+        "target", description="target: loss on the completion / ground truth only; all: on every token.")
 
     @model_validator(mode="after")
-    def _keys_differ(self) -> "CompletionTask":
-        if self.text_key is None and self.prompt_key == self.completion_key:
-            raise ValueError("task.prompt_key and task.completion_key must name different keys")
+    def _one_key_convention(self) -> "CompletionTask":
+        # Compared with the defaults, not model_fields_set: a resolved recipe (every default written) reloads.
+        openai = [k for k, default in (("prompt_key", "prompt"), ("completion_key", "completion"))
+                  if getattr(self, k) != default]
+        if self.text_key is None:
+            if self.ground_truth_key is not None:
+                raise ValueError("task.ground_truth_key is the target that follows task.text_key: set task.text_key "
+                                 "to the key of the input text too")
+            if self.prompt_key == self.completion_key:
+                raise ValueError("task.prompt_key and task.completion_key must name different keys")
+            return self
+        if openai:
+            names = " and ".join(f"task.{k}" for k in openai)
+            raise ValueError(f"task.text_key and {names} both name the input/target keys: use text_key + "
+                             f"ground_truth_key (Azure's names) or prompt_key + completion_key, not both")
+        if self.ground_truth_key is None and self.learn != "all":
+            raise ValueError(f"task.text_key ({self.text_key!r}) alone names no target to learn: set "
+                             "task.ground_truth_key to the key of the target (Azure's data uses 'ground_truth'), "
+                             "or task.learn: all to learn the whole text")
+        if self.ground_truth_key == self.text_key:
+            raise ValueError("task.text_key and task.ground_truth_key must name different keys")
         return self
+
+    @property
+    def input_key(self) -> str | None:
+        """The key of the text that is read but not learned (None for plain text)."""
+        if self.text_key is not None:
+            return self.text_key if self.ground_truth_key is not None else None
+        return self.prompt_key
+
+    @property
+    def target_key(self) -> str:
+        """The key of the text learned (for plain text: the text itself)."""
+        if self.text_key is not None:
+            return self.ground_truth_key or self.text_key
+        return self.completion_key
 
 
 class _InstructedTask(Section):

@@ -1,4 +1,5 @@
-"""`maap`: the pipeline (validate_data -> finetune -> evaluate) on your own Azure ML compute.
+"""`maap`: the pipeline (validate_data -> finetune -> evaluate) on your own Azure ML compute; with
+`target.trainer: azureml`, Azure ML's registry pipeline component instead (phitune.targets.registry_pipeline).
 
 The job document comes from aml/pipelines/finetune.yml and the component YAMLs (phitune.targets.
 pipeline_plan), is written as job.yml, and loaded with azure-ai-ml's `load_job`: exactly what
@@ -34,7 +35,15 @@ class MaapRunner:
         self.output_dir = output_dir
         self.ml_client = ml_client
 
+    def _registry(self, out: Path | None = None):
+        """The runner of `target.trainer: azureml` (Azure ML's registry pipeline component)."""
+        from phitune.targets.registry_pipeline import RegistryPipelineRunner
+
+        return RegistryPipelineRunner(self.spec, out or Path("."), self.ml_client)
+
     def check(self, recipe) -> list[Problem]:
+        if self.spec.trainer == "azureml":
+            return self._registry().check(recipe)
         problems = []
         for field, value in (("data.train", recipe.data.train), ("data.validation", recipe.data.validation)):
             if value and not value.startswith(("azureml:", "https://")) and not Path(value).is_file():
@@ -49,9 +58,12 @@ class MaapRunner:
         resolved = write_resolved(recipe, out / "resolved_recipe.json")
         doc = build_pipeline_document(recipe, resolved, pipeline_path(self.spec.pipeline), self.spec, out)
         doc.data["name"] = job_name(recipe.name)
+        if self.spec.properties:
+            doc.data["properties"] = dict(self.spec.properties)
         job_file = out / "job.yml"
-        job_file.write_text(yaml.safe_dump(doc.data, sort_keys=False, width=120))
+        job_file.write_text(_job_yaml_text(doc.data))
         job = load_pipeline_job(job_file)
+        _restore_secret_inputs(job, doc.data)
         return job, job_file, doc
 
     def submit(self, recipe, dry_run: bool = False):
@@ -59,6 +71,8 @@ class MaapRunner:
         from phitune.targets.workspace import find_workspace, make_ml_client
 
         out = Path(self.output_dir or default_output_dir(recipe.name, self.name)).resolve()
+        if self.spec.trainer == "azureml":
+            return self._registry(out).submit(recipe, dry_run=dry_run)
         job, job_file, doc = self.build(recipe, out)
         if dry_run:
             _print_summary(self.spec, job, doc, out, dry_run=True)
@@ -90,6 +104,28 @@ def load_pipeline_job(job_file: Path):
         problems = [Problem(f"{job_file}: {key}", str(msg)) for key, msg in result.error_messages.items()]
         raise SubmitError(f"the pipeline job does not validate ({job_file})", problems)
     return job
+
+
+def _job_yaml_text(data: dict) -> str:
+    """job.yml with secrets redacted; a note says how to submit it by hand when a SAS input lost its signature."""
+    from phitune.redact import redact_data
+
+    public = redact_data(data)
+    text = yaml.safe_dump(public, sort_keys=False, width=120)
+    if public != data:
+        text = ("# SAS signatures are not written to disk (sig=REDACTED): put yours back in the inputs below before\n"
+                "# `az ml job create -f job.yml`; `phitune submit` sends them from the recipe.\n" + text)
+    return text
+
+
+def _restore_secret_inputs(job, data: dict) -> None:
+    """job.yml holds redacted SAS URLs: the job object sends the real ones, as its data inputs only."""
+    from phitune.redact import redact
+
+    for name, spec in (data.get("inputs") or {}).items():
+        path = spec.get("path") if isinstance(spec, dict) else None
+        if isinstance(path, str) and redact(path) != path and name in job.inputs:
+            getattr(job.inputs[name], "_data", job.inputs[name]).path = path
 
 
 def _print_summary(spec, job, doc, out: Path, dry_run: bool) -> None:

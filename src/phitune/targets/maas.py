@@ -9,6 +9,7 @@ training data when the recipe has none), and the job is built with azure-ai-ml's
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from pathlib import Path
 
 import yaml
@@ -46,21 +47,24 @@ class MaasRunner:
         self.ml_client = ml_client
 
     def model_uri(self, recipe) -> tuple[str | None, list[Problem]]:
-        field = "target.model" if self.spec.model else "model.name"
-        uri, problems = rules.resolve_model(self.spec.model or recipe.model.name, field)
+        uri, problems = rules.resolve_model(self.spec.model or recipe.model.name, self._model_field())
         if problems and not self.spec.model:
             problems = [Problem(p.location, p.message, f"set target.model (e.g. --set target.model="
                                 f"{rules.SERVERLESS_MODELS[0]}) or model.name; {p.fix}") for p in problems]
         return uri, problems
+
+    def _model_field(self) -> str:
+        return "target.model" if self.spec.model else "model.name"
 
     def check(self, recipe) -> list[Problem]:
         _, problems = self.model_uri(recipe)
         problems += rules.method_problems(recipe) + rules.task_problems(recipe) + rules.training_problems(recipe)
         if not problems or all(p.location.startswith(("target.model", "model.name")) for p in problems):
             task = recipe.task.type if recipe.task.type in rules.TASKS else "chat"
-            problems += rules.data_problems(recipe.data.train, task, "data.train")
+            keys = rules.completion_keys(recipe.task) if task == "completion" else ("prompt", "completion")
+            problems += rules.data_problems(recipe.data.train, task, "data.train", keys)
             if recipe.data.validation:
-                problems += rules.data_problems(recipe.data.validation, task, "data.validation")
+                problems += rules.data_problems(recipe.data.validation, task, "data.validation", keys)
             elif _record_count(recipe.data.train) < 2:
                 problems.append(Problem("data.train", "serverless fine-tuning needs a validation file, and there are too "
                                         "few records to split one off", "add data.validation"))
@@ -82,13 +86,14 @@ class MaasRunner:
         params = hyperparameters(recipe)
         job = create_finetuning_job(
             model=uri, task=rules.TASKS[recipe.task.type], training_data=str(train), validation_data=str(validation),
-            hyperparameters=params, output_model_name_prefix=output_model)
-        job.name = job_name(recipe.name)
-        job.display_name = self.spec.display_name or recipe.name
-        job.experiment_name = self.spec.experiment or recipe.tracking.experiment
-        job.tags = {**run_tags(recipe), **self.spec.tags}
-        notes += _not_applied(recipe)
-        (out / "job.yml").write_text(yaml.safe_dump(job_yaml(job, recipe), sort_keys=False, width=120))
+            hyperparameters=params, output_model_name_prefix=output_model, name=job_name(recipe.name),
+            display_name=self.spec.display_name or recipe.name,
+            experiment_name=self.spec.experiment or recipe.tracking.experiment,
+            tags={**run_tags(recipe), **self.spec.tags}, properties=dict(self.spec.properties))
+        notes += [f"warning: {w}" for w in rules.model_warnings(uri)] + _not_applied(recipe)
+        if rules.is_latest(uri):
+            notes.append(f"{uri} is resolved to a version at submit (the job records that version)")
+        write_job_yaml(job, recipe, out)
         return job, notes
 
     def submit(self, recipe, dry_run: bool = False):
@@ -105,6 +110,13 @@ class MaasRunner:
         from phitune.targets.azure_errors import azure_call
 
         client = self.ml_client or make_ml_client(self.spec.workspace)
+        if rules.is_latest(job.model.path):
+            from phitune.targets.registry_client import get_model
+
+            resolved = get_model(client, job.model.path, self._model_field())
+            print(f"  model:        {job.model.path} -> version {resolved.version}", flush=True)
+            job.model.path = resolved.uri
+            write_job_yaml(job, recipe, out)
         with azure_call("submitting the serverless fine-tuning job"):
             created = client.jobs.create_or_update(job)
         return AzureJobHandle(client, created.name, getattr(created, "studio_url", "") or "")
@@ -119,21 +131,30 @@ class MaasRunner:
                                     f"into {val_out}; the service requires a validation file"]
 
 
+def write_job_yaml(job, recipe, out: Path) -> Path:
+    path = out / "job.yml"
+    path.write_text(yaml.safe_dump(job_yaml(job, recipe), sort_keys=False, width=120))
+    return path
+
+
 def job_yaml(job, recipe) -> dict:
     """The `type: finetuning` YAML of `job` (absolute paths: such a file resolves paths against the
-    working directory). `az ml job create -f job.yml` submits the same job."""
+    working directory). `az ml job create -f job.yml` submits the same job. Secrets are redacted
+    (a SAS data URL shows `sig=REDACTED`): the job object, not this file, carries the real ones."""
+    from phitune.redact import redact_data
+
     task = {"chat": "chat_completion", "completion": "text_completion"}[recipe.task.type]
-    return {
+    return redact_data({
         "$schema": "https://azuremlschemas.azureedge.net/latest/finetuningJob.schema.json",
         "type": "finetuning", "model_provider": "custom", "task": task,
         "name": job.name, "display_name": job.display_name, "experiment_name": job.experiment_name,
-        "tags": dict(job.tags),
+        "tags": dict(job.tags), "properties": dict(job.properties or {}),
         "model": {"type": "mlflow_model", "path": job.model.path},
         "training_data": {"type": "uri_file", "path": str(job.training_data.path)},
         "validation_data": {"type": "uri_file", "path": str(job.validation_data.path)},
         "hyperparameters": dict(job.hyperparameters),
         "outputs": {"registered_model": {"type": "mlflow_model", "name": job.outputs["registered_model"].name}},
-    }
+    })
 
 
 def _not_applied(recipe) -> list[str]:
@@ -154,7 +175,11 @@ def _get(recipe, dotted: str):
 
 
 def _as_string(value) -> str:
-    return repr(value) if isinstance(value, float) else str(value)
+    """Hyperparameters as Microsoft's samples write them: plain decimals ('0.00002', never '2e-05')."""
+    if isinstance(value, float):
+        text = format(Decimal(repr(value)), "f")
+        return text if "." in text else text + ".0"
+    return str(value)
 
 
 def _record_count(path: str) -> int:
@@ -176,5 +201,5 @@ def _print_summary(job, notes: list[str], out: Path, dry_run: bool) -> None:
     ]
     if dry_run:
         lines.append(f"  request:      {out / 'request.json'}")
-    lines += [f"  note: {note}" for note in notes]
+    lines += [f"  {note}" if note.startswith("warning:") else f"  note: {note}" for note in notes]
     print("\n".join(lines), flush=True)

@@ -1,50 +1,85 @@
 """What Azure AI serverless fine-tuning (MaaS) accepts, checked before anything is sent.
 
-Models: the Phi models offered for serverless fine-tuning, from the `azureml` registry. Method: LoRA
-(the service trains LoRA adapters; nothing else is offered). Tasks: chat (ChatCompletion) and
-prompt/completion (TextCompletion). Data: JSONL, UTF-8 (a BOM is fine), each file under 512 MB,
-records with `messages` (chat) or `prompt` + `completion` (completion).
+Models: any registry model URI (`azureml://registries/<registry>/models/<name>/versions/<n>` or
+`/labels/latest`), or a short catalog name; the families offered for serverless fine-tuning (Phi, Llama,
+Mistral) are listed with their registry, and a model outside the list is a warning, not an error (the
+service decides). Method: LoRA (the service trains LoRA adapters; nothing else is offered). Tasks: chat
+(ChatCompletion) and completion (TextCompletion) with Azure's `text` / `ground_truth` keys or
+`prompt` / `completion`. Data: JSONL, UTF-8 (a BOM is fine), each file under 512 MB.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import re
 from pathlib import Path
 
 from phitune.errors import Problem
 from phitune.targets.pipeline_plan import REGISTRY_MODEL
 
-SERVERLESS_MODELS = (
-    "Phi-3-mini-4k-instruct", "Phi-3-mini-128k-instruct",
-    "Phi-3-medium-4k-instruct", "Phi-3-medium-128k-instruct",
-    "Phi-3.5-mini-instruct", "Phi-3.5-MoE-instruct", "Phi-4-mini-instruct",
-)
+# Catalog models offered for serverless fine-tuning, by registry (Azure/azureml-examples, serverless
+# fine-tuning samples and their supported-models table). Phi lives in `azureml`, Llama in `azureml-meta`,
+# Mistral in `azureml-mistral`.
+SERVERLESS_FAMILIES: dict[str, tuple[str, ...]] = {
+    "azureml": ("Phi-3-mini-4k-instruct", "Phi-3-mini-128k-instruct", "Phi-3-medium-4k-instruct",
+                "Phi-3-medium-128k-instruct", "Phi-3.5-mini-instruct", "Phi-3.5-MoE-instruct", "Phi-4-mini-instruct"),
+    "azureml-meta": ("Meta-Llama-3.1-8B-Instruct", "Meta-Llama-3.1-70B-Instruct", "Meta-Llama-3-8B",
+                     "Llama-2-7b", "Llama-2-13b", "Llama-2-70b"),
+    "azureml-mistral": ("Ministral-3B", "Mistral-Nemo", "Mistral-Large-2411"),
+}
+SERVERLESS_MODELS = tuple(name for names in SERVERLESS_FAMILIES.values() for name in names)
+_REGISTRY_OF = {name.lower(): (registry, name) for registry, names in SERVERLESS_FAMILIES.items() for name in names}
+_HUB_ORGS = ("microsoft/", "meta-llama/", "mistralai/")
+_CATALOG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# Serverless task -> the keys the service reads (it takes no key-mapping setting).
 TASKS = {"chat": "ChatCompletion", "completion": "TextCompletion"}
+COMPLETION_KEYS = {("text", "ground_truth"): "text_key / ground_truth_key", ("prompt", "completion"): "prompt_key / completion_key"}
 MAX_BYTES = 512 * 1024 * 1024
 MAX_REPORTED = 10  # bad records listed per file
 CHAT_ROLES = {"system", "user", "assistant"}
 DEFAULT_VALIDATION_SPLIT = 0.1
 
 
-def registry_uri(name: str) -> str:
-    return f"azureml://registries/azureml/models/{name}/labels/latest"
+def registry_uri(name: str, registry: str = "azureml") -> str:
+    return f"azureml://registries/{registry}/models/{name}/labels/latest"
 
 
 def resolve_model(name: str, field: str) -> tuple[str | None, list[Problem]]:
-    """(registry URI, problems). Accepts the full URI, the bare model name, or `microsoft/<name>`."""
-    fix = f"use one of {', '.join(SERVERLESS_MODELS)} (e.g. {registry_uri(SERVERLESS_MODELS[0])})"
+    """(registry URI, problems). Accepts a registry URI of any registry, a catalog short name (a listed one
+    gets its registry; any other is looked up in `azureml`), or `<org>/<listed name>`."""
+    fix = f"use a registry model URI or a catalog name such as {', '.join(SERVERLESS_MODELS[:3])} (e.g. {registry_uri(SERVERLESS_MODELS[0])})"
     match = REGISTRY_MODEL.match(name)
     if match:
-        if match.group("registry") != "azureml" or match.group("name") not in SERVERLESS_MODELS:
-            return None, [Problem(field, f"{name} is not offered for serverless fine-tuning", fix)]
         if match.group("label") not in (None, "latest"):
             return None, [Problem(field, f"label {match.group('label')!r} is not supported", "use /labels/latest or /versions/<n>")]
         return name, []
-    short = name.removeprefix("microsoft/")
-    if short in SERVERLESS_MODELS:
+    short = name
+    if name.lower().startswith(_HUB_ORGS):
+        short = name.split("/", 1)[1]
+        if short.lower() not in _REGISTRY_OF:
+            return None, [Problem(field, f"{name} is a Hugging Face id, not a model serverless fine-tuning accepts", fix)]
+    if short.lower() in _REGISTRY_OF:
+        registry, canonical = _REGISTRY_OF[short.lower()]
+        return registry_uri(canonical, registry), []
+    if _CATALOG_NAME.match(short) and not short.startswith("builtin"):
         return registry_uri(short), []
     return None, [Problem(field, f"{name} is not a model serverless fine-tuning accepts", fix)]
+
+
+def model_warnings(uri: str) -> list[str]:
+    """A warning when the model is not in the shipped list of serverless fine-tunable models."""
+    match = REGISTRY_MODEL.match(uri)
+    if match and match.group("name") in SERVERLESS_FAMILIES.get(match.group("registry"), ()):
+        return []
+    what = f"{match.group('name')} (registry {match.group('registry')})" if match else uri
+    return [f"{what} is not in phitune's list of serverless fine-tunable models: the service decides whether it "
+            f"can be fine-tuned in your region (listed: {', '.join(SERVERLESS_MODELS)})"]
+
+
+def is_latest(uri: str) -> bool:
+    match = REGISTRY_MODEL.match(uri)
+    return bool(match) and match.group("label") == "latest"
 
 
 def method_problems(recipe) -> list[Problem]:
@@ -67,13 +102,25 @@ def task_problems(recipe) -> list[Problem]:
         return [Problem("task.messages_key", "serverless fine-tuning reads the `messages` key only",
                         "rename the key in the data to `messages`")]
     if task.type == "completion":
-        if task.text_key:
-            return [Problem("task.text_key", "serverless fine-tuning needs prompt/completion pairs, not plain text",
-                            "use --target maap for plain-text domain adaptation")]
-        if (task.prompt_key, task.completion_key) != ("prompt", "completion"):
-            return [Problem("task.prompt_key", "serverless fine-tuning reads the `prompt` and `completion` keys only",
-                            "rename the keys in the data to prompt / completion")]
+        keys = completion_keys(task)
+        if keys[0] is None:
+            return [Problem("task.text_key", "serverless text completion learns a target after an input text, not "
+                            "plain text", "set task.ground_truth_key (Azure's data: text / ground_truth), or use "
+                                          "--target maap for plain-text domain adaptation")]
+        if keys not in COMPLETION_KEYS:
+            field = "task.text_key" if task.text_key else "task.prompt_key"
+            return [Problem(field, f"serverless fine-tuning reads fixed keys (text / ground_truth, or prompt / "
+                            f"completion), not {keys[0]} / {keys[1]}",
+                            "rename the keys in the data, e.g. to Azure's text / ground_truth")]
+        if task.learn != "target":
+            return [Problem("task.learn", "serverless fine-tuning takes no setting for which tokens are learned",
+                            "use task.learn: target, or --target maap")]
     return []
+
+
+def completion_keys(task) -> tuple[str | None, str]:
+    """(input key, target key) of a completion task; input None for plain text."""
+    return task.input_key, task.target_key
 
 
 def training_problems(recipe) -> list[Problem]:
@@ -88,7 +135,7 @@ def training_problems(recipe) -> list[Problem]:
     return problems
 
 
-def data_problems(path: str, task_type: str, field: str) -> list[Problem]:
+def data_problems(path: str, task_type: str, field: str, keys: tuple[str, str] = ("prompt", "completion")) -> list[Problem]:
     """Every MaaS data rule broken by one file (bad records reported as FILE:LINE, at most 10)."""
     file = Path(path)
     if path.startswith(("azureml:", "https://")):
@@ -113,11 +160,11 @@ def data_problems(path: str, task_type: str, field: str) -> list[Problem]:
         if not line.strip():
             continue
         records += 1
-        message = _record_problem(line, task_type)
+        message = _record_problem(line, task_type, keys)
         if message:
             bad += 1
             if bad <= MAX_REPORTED:
-                problems.append(Problem(f"{path}:{number}", message, _record_fix(task_type)))
+                problems.append(Problem(f"{path}:{number}", message, _record_fix(task_type, keys)))
     if bad > MAX_REPORTED:
         problems.append(Problem(path, f"... and {bad - MAX_REPORTED} more bad records", "run `phitune data check`"))
     if records == 0:
@@ -125,7 +172,7 @@ def data_problems(path: str, task_type: str, field: str) -> list[Problem]:
     return problems
 
 
-def _record_problem(line: str, task_type: str) -> str | None:
+def _record_problem(line: str, task_type: str, keys: tuple[str, str]) -> str | None:
     try:
         record = json.loads(line)
     except json.JSONDecodeError as exc:
@@ -133,7 +180,7 @@ def _record_problem(line: str, task_type: str) -> str | None:
     if not isinstance(record, dict):
         return "each line must be a JSON object"
     if task_type == "completion":
-        for key in ("prompt", "completion"):
+        for key in keys:
             if not isinstance(record.get(key), str) or not record[key].strip():
                 return f"`{key}` must be a non-empty string"
         return None
@@ -156,9 +203,9 @@ def _record_problem(line: str, task_type: str) -> str | None:
     return None
 
 
-def _record_fix(task_type: str) -> str:
+def _record_fix(task_type: str, keys: tuple[str, str]) -> str:
     if task_type == "completion":
-        return 'each line: {"prompt": "...", "completion": "..."}'
+        return f'each line: {{"{keys[0]}": "...", "{keys[1]}": "..."}}'
     return 'each line: {"messages": [{"role": "user", "content": "..."}, {"role": "assistant", "content": "..."}]}'
 
 

@@ -38,9 +38,11 @@ def with_target(recipe, target=None, overrides: Iterable[str] = ()):
     overrides = list(overrides)
     if target is None and not overrides:
         return recipe
-    data = recipe.to_dict()
+    # Only what the recipe set: defaults are filled in again, and which values were written stays known
+    # (maap trainer: azureml lets a model's own defaults replace phitune's, never the recipe's explicit values).
+    data = recipe.model_dump(mode="json", exclude_unset=True)
     if isinstance(target, str):
-        if data["target"].get("type") != target:
+        if data.get("target", {}).get("type", "local") != target:
             data["target"] = {"type": target}
     elif target is not None:
         data["target"] = target.model_dump(mode="json") if hasattr(target, "model_dump") else dict(target)
