@@ -1,135 +1,279 @@
 """Recipe -> training/eval examples and eval records: read, format per task, template and mask, check
 lengths, split, and apply `data.on_error`.
 
-`on_error: fail` raises one DataError listing every bad record (FILE:LINE: reason); `skip` drops them,
-logs how many and why (logger "phitune.data") and records them in the DataReport. Nothing is ever
-dropped silently. The validation split is over record positions in the file (seeded with
-`train.seed`), so `load_examples` and `load_eval_records` hold out exactly the same records.
+Files are tokenized once into the data cache (phitune.data.cache, phitune.data.tokenized) in one
+streaming pass, and every run maps the result: memory does not grow with the file. `on_error: fail`
+raises one DataError listing the bad records (FILE:LINE: reason; the first PROBLEMS_LISTED, then how
+many more); `skip` drops them, logs how many and why (logger "phitune.data") and records them in the
+DataReport. Nothing is ever dropped silently. The validation split is over record positions in the
+file (seeded with `train.seed`), so `load_examples` and `load_eval_records` hold out exactly the same
+records.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import random
+from collections import Counter
 from dataclasses import dataclass
 
-from phitune.data.readers import read_records
+from phitune.data.readers import DEFAULT_MAX_RECORD_BYTES
 from phitune.data.records import BadRecord, DataReport, EvalRecord, Example, FileReport, RecordInvalid
-from phitune.data.stats import length_stats
+from phitune.data.stats import LengthStats, length_stats
+from phitune.data.stream import stream_chunks
 from phitune.data.tasks import Sample, format_record, to_eval_record
 from phitune.errors import DataError, Problem
 
 log = logging.getLogger("phitune.data")
+PROBLEMS_LISTED = 50  # bad records named in an error or a report; the rest are counted (and in the cache)
 
 
 @dataclass
 class ScannedFile:
-    """One file after reading, formatting and (optionally) tokenizing. `bad` is in file order."""
+    """One file after reading, formatting and (optionally) tokenizing, in memory (small files, tests).
+    `bad` is in file order; `samples` (well-formed records) is filled only without a tokenizer."""
 
     report: FileReport
     examples: list[tuple[int, Example]]  # (record index, example)
-    samples: list[tuple[int, str, Sample]]  # (record index, location, sample) of every well-formed record
+    samples: list[tuple[int, str, Sample]]  # (record index, location, sample)
     bad: list[BadRecord]
     bad_indices: list[int | None]  # record index per bad item (None: the file itself)
 
 
-def load_examples(recipe, tokenizer) -> tuple[list[Example], list[Example], DataReport]:
-    """Tokenized train and eval examples, and the report. Eval is empty without a validation source."""
-    data, max_len = recipe.data, recipe.train.max_seq_len
+def max_record_bytes(recipe) -> int:
+    return getattr(recipe.data, "max_record_bytes", None) or DEFAULT_MAX_RECORD_BYTES
+
+
+def open_tokenized(path: str, recipe, tokenizer, *, max_seq_len: int | None = None, display: str | None = None,
+                   progress: bool = False, enforce_length: bool = True):
+    """The mapped tokenized form of `path` under `recipe`'s task and `tokenizer`, built if needed."""
+    from phitune.data.readers import require_local_file
+    from phitune.data.tokenized import TokenizedFile, ensure_built
+
+    display = display or str(path)
+    path = str(require_local_file(path, display))
+    max_len = (max_seq_len or recipe.train.max_seq_len) if enforce_length else None
+    folder, built = ensure_built(path, display, recipe.task, tokenizer, max_len, max_record_bytes(recipe),
+                                 progress=progress)
+    return TokenizedFile(folder, display, built)
+
+
+def prepare_data(recipe, tokenizer, *, progress: bool = False) -> list:
+    """Tokenize the recipe's data files into the cache (no-op when cached); the TokenizedFiles."""
+    paths = [recipe.data.train] + ([recipe.data.validation] if recipe.data.validation else [])
+    return [open_tokenized(path, recipe, tokenizer, progress=progress) for path in paths]
+
+
+def cache_sharing(statuses: list[float]) -> str:
+    """Which rank built the data cache and which mapped it, from one status per rank (1 built, 2 mapped)."""
+    built = [str(r) for r, s in enumerate(statuses) if int(s) == 1]
+    mapped = [str(r) for r, s in enumerate(statuses) if int(s) == 2]
+    parts = ([f"built by rank {', '.join(built)}"] if built else ["already cached"]) + (
+        [f"mapped by rank{'s' if len(mapped) > 1 else ''} {', '.join(mapped)}"] if mapped else [])
+    return "; ".join(parts)
+
+
+def load_examples(recipe, tokenizer, *, progress: bool = False):
+    """Train and eval examples (read-only lists of `Example`, mapped from the data cache) and the
+    report. Eval is empty without a validation source."""
+    import numpy as np
+
+    data = recipe.data
     split = data.validation_split
-    train = scan_file(data.train, recipe.task, tokenizer, max_len, role="train+validation" if split else "train")
-    scans = [train]
+    files = prepare_data(recipe, tokenizer, progress=progress)
+    train = files[0]
+    reports = [file_report(train, "train+validation" if split else "train")]
     if data.validation:
-        scans.append(scan_file(data.validation, recipe.task, tokenizer, max_len, role="validation"))
-    _apply_on_error(scans, data.on_error)
+        reports.append(file_report(files[1], "validation"))
+    _apply_on_error(files, reports, data.on_error)
 
     if split:
-        held_out = split_indices(train.report.records, split, recipe.train.seed, data.train)
-        train_examples = [ex for i, ex in train.examples if i not in held_out]
-        eval_examples = [ex for i, ex in train.examples if i in held_out]
+        held_out = split_indices(train.meta["records"], split, recipe.train.seed, data.train)
+        in_held = np.isin(train.records, np.fromiter(held_out, dtype=np.int64, count=len(held_out)))
+        train_examples, eval_examples = train.view(np.flatnonzero(~in_held)), train.view(np.flatnonzero(in_held))
     else:
-        train_examples = [ex for _, ex in train.examples]
-        eval_examples = [ex for _, ex in scans[1].examples] if data.validation else []
+        train_examples = train.view()
+        eval_examples = files[1].view() if data.validation else []
 
-    if not train_examples:
+    if not len(train_examples):
         raise DataError(f"no usable training examples in {data.train}",
-                        [Problem(data.train, f"all {train.report.records} records are bad or held out",
+                        [Problem(data.train, f"all {train.meta['records']} records are bad or held out",
                                  "fix the records listed by `phitune data check`")])
-    if (split or data.validation) and not eval_examples:
+    if (split or data.validation) and not len(eval_examples):
         where = data.validation or data.train
         raise DataError(f"no usable validation examples in {where}",
                         [Problem(where, "every held-out record was bad", "fix the records, or drop the validation source")])
-    report = DataReport(files=[s.report for s in scans], train_examples=len(train_examples),
-                        eval_examples=len(eval_examples))
-    for f in report.files:
-        log.info("%s (%s): %d records, %d used, %d skipped; %s", f.path, f.role, f.records, f.used, f.skipped,
-                 f.lengths or "no lengths")
+    report = DataReport(files=reports, train_examples=len(train_examples), eval_examples=len(eval_examples))
+    for f, tokenized in zip(report.files, files):
+        log.info("%s (%s): %d records, %d used, %d skipped; %s (%s data cache %s)", f.path, f.role, f.records, f.used,
+                 f.skipped, f.lengths or "no lengths", "built" if tokenized.built else "mapped", tokenized.key)
     return train_examples, eval_examples, report
 
 
-def load_eval_records(recipe) -> list[EvalRecord]:
-    """Prompt/reference pairs from the validation file or split (the same records `load_examples`
-    holds out), in file order, at most `eval.limit`. No tokenizer: length is not checked here."""
-    data = recipe.data
-    if data.validation:
-        scan = scan_file(data.validation, recipe.task, None, None, role="validation")
-        keep = None
-    elif data.validation_split:
-        scan = scan_file(data.train, recipe.task, None, None, role="validation")
-        keep = split_indices(scan.report.records, data.validation_split, recipe.train.seed, data.train)
-        _restrict(scan, keep)
-    else:
-        return []
-    _apply_on_error([scan], data.on_error)
-    records = []
-    for index, location, sample in scan.samples:
-        if keep is not None and index not in keep:
+def file_report(tokenized, role: str) -> FileReport:
+    """The report of a tokenized file, from its cache metadata (bad records: the first PROBLEMS_LISTED)."""
+    meta = tokenized.meta
+    report = FileReport(path=tokenized.display, role=role, records=meta["records"], used=meta["used"],
+                        skipped=meta["bad"], skipped_reasons=Counter(meta["skipped_reasons"]),
+                        lengths=LengthStats(**meta["lengths"]) if meta["lengths"] else None,
+                        content_hash=tokenized.content_hash, cache_key=tokenized.key)
+    report.problems = [bad.problem() for _, bad in tokenized.problems(PROBLEMS_LISTED)]
+    return report
+
+
+def data_identity(recipe) -> dict[str, str]:
+    """Content hash per data file of a run (checkpoints keep it, so a resume on changed data is refused)."""
+    from phitune.data.cache import content_hash
+
+    files = {"data.train": recipe.data.train, "data.validation": recipe.data.validation}
+    return {key: content_hash(path) for key, path in files.items() if path}
+
+
+def check_same_data(recipe, state_file) -> None:
+    """DataError when a data file's content differs from when the checkpoint whose trainer state is
+    `state_file` was written (checked before any tokenizing)."""
+    from pathlib import Path
+
+    try:
+        saved = json.loads(Path(state_file).read_text()).get("extra", {}).get("data")
+    except (OSError, ValueError):
+        return  # an unreadable checkpoint is reported by the code that loads it
+    if not saved:
+        return  # written before data identities were recorded
+    for key, path in {"data.train": recipe.data.train, "data.validation": recipe.data.validation}.items():
+        if not path or key not in saved:
             continue
-        record = to_eval_record(sample, location)
-        if record is not None:
-            records.append(record)
-    if scan.samples and not records:
+        from phitune.data.readers import require_local_file
+
+        now = content_hash_of(require_local_file(path, path))
+        if now != saved[key]:
+            checkpoint = Path(state_file).parent
+            raise DataError(f"{key} changed since {checkpoint} was written", [Problem(
+                path, f"its content differs from the file this run trained on so far (content hash {saved[key][:12]} "
+                      f"then, {now[:12]} now): resuming would not continue the same training",
+                "put the original file back to resume, or start a new run in another --output folder")])
+
+
+def content_hash_of(path) -> str:
+    from phitune.data.cache import content_hash
+
+    return content_hash(path)
+
+
+def load_eval_records(recipe, examples=None) -> list[EvalRecord]:
+    """Prompt/reference pairs from the validation file or split (the same records `load_examples`
+    holds out), in file order: at most `eval.max_examples`, chosen with `train.seed` when there are
+    more, then at most `eval.limit`. With `examples` (load_examples' eval part, from a JSONL file),
+    only the chosen records are read again; otherwise the file is streamed. No tokenizer needed."""
+    data = recipe.data
+    if not (data.validation or data.validation_split):
+        return []
+    path = data.validation or data.train
+    rows = getattr(examples, "record_rows", None)
+    if rows is not None and len(examples) and (rows()[1] >= 0).all():
+        records = _reread_records(recipe, path, examples)
+    else:
+        records = _stream_eval_records(recipe, path)
+    if not records:
         log.info("plain-text task: the validation data has no prompt/reference pairs to evaluate generations on")
     return records[: recipe.eval.limit] if recipe.eval.limit else records
 
 
+def _max_examples(recipe) -> int | None:
+    return getattr(recipe.eval, "max_examples", None)
+
+
+def choose(items, k: int | None, seed: int) -> list:
+    """At most `k` of `items` (an iterable of any length, read once), chosen with `seed`, in their
+    original order: reservoir sampling, so memory is k items however long the stream is."""
+    if k is None:
+        return list(items)
+    rng = random.Random(f"phitune-eval-examples:{seed}")
+    reservoir: list = []
+    for n, item in enumerate(items):
+        if n < k:
+            reservoir.append((n, item))
+        else:
+            j = rng.randint(0, n)
+            if j < k:
+                reservoir[j] = (n, item)
+    return [item for _, item in sorted(reservoir, key=lambda pair: pair[0])]
+
+
+def _reread_records(recipe, path: str, examples) -> list[EvalRecord]:
+    indices, offsets = examples.record_rows()
+    lines = examples.file.lines if examples.rows is None else examples.file.lines[examples.rows]
+    chosen = choose(range(len(examples)), _max_examples(recipe), recipe.train.seed)
+    records = []
+    with open(path, "rb") as handle:
+        for i in chosen:
+            handle.seek(int(offsets[i]))
+            raw = handle.readline()
+            if int(lines[i]) == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            sample = format_record(recipe.task, json.loads(raw))  # tokenized before: it is well-formed
+            record = to_eval_record(sample, f"{examples.file.display}:{int(lines[i])}")
+            if record is not None:
+                records.append(record)
+    return records
+
+
+def _stream_eval_records(recipe, path: str) -> list[EvalRecord]:
+    data = recipe.data
+    keep = None
+    if not data.validation:
+        from phitune.data.readers import require_local_file
+
+        keep = split_indices(_count_records(path, recipe), data.validation_split, recipe.train.seed, data.train)
+        require_local_file(path)
+    bad: list[BadRecord] = []
+    bad_count = 0
+
+    def candidates():
+        nonlocal bad_count
+        for chunk in stream_chunks(path, recipe.task, None, None, max_record_bytes=max_record_bytes(recipe)):
+            for index, item in chunk.bad:
+                if keep is None or index is None or index in keep:
+                    bad_count += 1
+                    if len(bad) < PROBLEMS_LISTED:
+                        bad.append(item)
+            for record, sample in chunk.samples:
+                if keep is not None and record.index not in keep:
+                    continue
+                eval_record = to_eval_record(sample, record.location)
+                if eval_record is not None:
+                    yield eval_record
+
+    records = choose(candidates(), _max_examples(recipe), recipe.train.seed)
+    if bad_count:
+        _raise_or_log(path, bad, bad_count, Counter(b.kind for b in bad), None, data.on_error)
+    return records
+
+
+def _count_records(path: str, recipe) -> int:
+    return max((chunk.records for chunk in stream_chunks(path, recipe.task, None, None,
+                                                         max_record_bytes=max_record_bytes(recipe))), default=0)
+
+
 def scan_file(path: str, task, tokenizer, max_seq_len: int | None, *, role: str = "train",
-              display: str | None = None) -> ScannedFile:
-    """Read one file and check every record; with a tokenizer, also template, mask and length-check.
-    Never raises for bad records (only for a missing/unreadable file): they land in `bad`."""
-    read = read_records(path, display)
+              display: str | None = None, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> ScannedFile:
+    """Read one file and check every record in memory; with a tokenizer, also template, mask and
+    length-check. Never raises for bad records (only for a missing/unreadable file): they land in `bad`."""
     name = display or str(path)
-    bad: list[tuple[int | None, BadRecord]] = list(read.bad)
-    samples: list[tuple[int, str, Sample]] = []
-    for rec in read.records:
-        try:
-            samples.append((rec.index, rec.location, format_record(task, rec.data)))
-        except RecordInvalid as exc:
-            bad.append((rec.index, exc.at(rec.location)))
-
     examples: list[tuple[int, Example]] = []
+    samples: list[tuple[int, str, Sample]] = []
+    bad: list[tuple[int | None, BadRecord]] = []
     lengths: list[int] = []
-    if tokenizer is not None:
-        from phitune.data.template import encode_samples
-
-        encoded = encode_samples(tokenizer, [(location, sample) for _, location, sample in samples])
-        for (index, location, _), result in zip(samples, encoded):
-            if isinstance(result, RecordInvalid):
-                bad.append((index, result.at(location)))
-                continue
-            ids, labels = result
-            lengths.append(len(ids))
-            if max_seq_len is not None and len(ids) > max_seq_len:
-                bad.append((index, BadRecord(
-                    location, "too long", f"{len(ids)} tokens after templating, more than train.max_seq_len={max_seq_len}",
-                    "raise train.max_seq_len, or shorten or split the record")))
-                continue
-            examples.append((index, Example(ids, labels, location)))
-        bad_index = {i for i, _ in bad}
-        samples = [s for s in samples if s[0] not in bad_index]
-
+    records = 0
+    for chunk in stream_chunks(path, task, tokenizer, max_seq_len, display=name, max_record_bytes=max_record_bytes):
+        records = max(records, chunk.records)
+        bad.extend(chunk.bad)
+        lengths.extend(chunk.lengths)
+        examples.extend((r.index, Example(ids, labels, r.location)) for r, ids, labels in chunk.rows)
+        samples.extend((r.index, r.location, sample) for r, sample in chunk.samples)
     bad.sort(key=lambda item: -1 if item[0] is None else item[0])
-    report = FileReport(path=name, role=role, records=read.count, used=len(examples) if tokenizer else len(samples))
+    report = FileReport(path=name, role=role, records=records, used=len(examples) if tokenizer else len(samples))
     report.add_bad([b for _, b in bad])
     report.lengths = length_stats(lengths)
     return ScannedFile(report, examples, samples, [b for _, b in bad], [i for i, _ in bad])
@@ -145,30 +289,37 @@ def split_indices(n_records: int, fraction: float, seed: int, path: str = "data.
     return frozenset(random.Random(f"phitune-validation-split:{seed}").sample(range(n_records), k))
 
 
-def _restrict(scan: ScannedFile, keep: frozenset[int]) -> None:
-    """Only held-out records matter for eval records: bad records of the training part are reported
-    by load_examples, not here."""
-    pairs = [(i, b) for i, b in zip(scan.bad_indices, scan.bad) if i is None or i in keep]
-    scan.bad, scan.bad_indices = [b for _, b in pairs], [i for i, _ in pairs]
-    report = FileReport(path=scan.report.path, role=scan.report.role, records=len(keep),
-                        used=sum(1 for i, _, _ in scan.samples if i in keep))
-    report.add_bad(scan.bad)
-    scan.report = report
-
-
-def _apply_on_error(scans: list[ScannedFile], on_error: str) -> None:
-    bad = [b for s in scans for b in s.bad]
+def _apply_on_error(files: list, reports: list[FileReport], on_error: str) -> None:
+    bad = sum(r.skipped for r in reports)
     if not bad:
         return
-    files = ", ".join(dict.fromkeys(s.report.path for s in scans if s.bad))
     if on_error == "fail":
-        raise DataError(f"{len(bad)} bad record{'s' if len(bad) != 1 else ''} in {files} "
-                        "(fix them, or set data.on_error: skip to drop them)", [b.problem() for b in bad])
-    for scan in scans:
-        if not scan.bad:
-            continue
-        reasons = ", ".join(f"{n} {kind}" for kind, n in scan.report.skipped_reasons.most_common())
-        log.warning("%s: skipped %d of %d records because data.on_error=skip (%s)",
-                    scan.report.path, len(scan.bad), scan.report.records, reasons)
-        for b in scan.bad:
-            log.info("skipped %s: %s", b.location, b.message)
+        files_named = ", ".join(dict.fromkeys(r.path for r in reports if r.skipped))
+        problems = [p for r in reports for p in r.problems][:PROBLEMS_LISTED]
+        if bad > len(problems):
+            problems.append(Problem(files_named, f"... and {bad - len(problems)} more bad records",
+                                    "`phitune data check` writes every one of them to a file"))
+        raise DataError(f"{bad} bad record{'s' if bad != 1 else ''} in {files_named} "
+                        "(fix them, or set data.on_error: skip to drop them)", problems)
+    for report in reports:
+        if report.skipped:
+            _raise_or_log(report.path, [], report.skipped, report.skipped_reasons, report, on_error)
+
+
+def _raise_or_log(path: str, bad: list[BadRecord], count: int, reasons: Counter, report: FileReport | None,
+                  on_error: str) -> None:
+    listed = [b.problem() for b in bad] if report is None else report.problems
+    if on_error == "fail":
+        problems = list(listed)
+        if count > len(problems):
+            problems.append(Problem(path, f"... and {count - len(problems)} more bad records",
+                                    "`phitune data check` writes every one of them to a file"))
+        raise DataError(f"{count} bad record{'s' if count != 1 else ''} in {path} "
+                        "(fix them, or set data.on_error: skip to drop them)", problems)
+    total = f" of {report.records}" if report is not None else ""
+    log.warning("%s: skipped %d%s records because data.on_error=skip (%s)", path, count, total,
+                ", ".join(f"{n} {kind}" for kind, n in reasons.most_common()))
+    for problem in listed:
+        log.info("skipped %s: %s", problem.location, problem.message)
+    if count > len(listed):
+        log.info("... and %d more skipped records (`phitune data check` lists them all)", count - len(listed))

@@ -25,6 +25,8 @@ OTHER_BOMS = {
     b"\xff\xfe": "UTF-16", b"\xfe\xff": "UTF-16",
 }
 SAVE_AS_UTF8 = "save the file as UTF-8 (a UTF-8 byte-order mark is fine)"
+DEFAULT_MAX_RECORD_BYTES = 8 * 1024 * 1024  # recipe field data.max_record_bytes (recipe/sections.py)
+SKIP_BLOCK = 1 << 20  # an oversized line is skipped in blocks of this many bytes
 JSONL_SHAPE = 'each line must be one complete JSON object, e.g. {"messages": [...]}'
 
 
@@ -35,6 +37,8 @@ class RawRecord:
     location: str  # FILE:LINE
     index: int  # 0-based position among the file's records (blank lines excluded)
     data: Any
+    line: int = 0  # the LINE of FILE:LINE (a row number for Parquet)
+    offset: int = -1  # byte offset of the line in a JSONL file (-1: not seekable, e.g. CSV)
 
 
 @dataclass(frozen=True)
@@ -59,18 +63,11 @@ def register_reader(*suffixes: str) -> Callable[[Reader], Reader]:
     return wrap
 
 
-def read_records(path: str, display: str | None = None) -> ReadResult:
-    """Read a local data file. `display` is how the file is named in locations (default: the path).
-
-    Unknown suffixes are read as JSONL: it is the format Azure ML and OpenAI use, and users name it
-    .jsonl, .json, .txt or nothing at all.
-    """
-    display = display or str(path)
-    file = require_local_file(path, display)
-    reader = _READERS.get(file.suffix.lower(), read_jsonl)
+def read_records(path: str, display: str | None = None, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> ReadResult:
+    """Every record of a (small) local file in memory; `iter_records` is the streaming form."""
     records: list[RawRecord] = []
     bad: list[tuple[int | None, BadRecord]] = []
-    for item in reader(file, display):
+    for item in iter_records(path, display, max_record_bytes):
         if isinstance(item, RawRecord):
             records.append(item)
         else:
@@ -79,10 +76,32 @@ def read_records(path: str, display: str | None = None) -> ReadResult:
     return ReadResult(records, bad, count)
 
 
+def iter_records(path: str, display: str | None = None,
+                 max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[RawRecord | tuple[int | None, BadRecord]]:
+    """Stream a local data file's records in file order: `RawRecord`s, and `(index, BadRecord)` for
+    records (or, index None, the file) that cannot be parsed. `display` names the file in locations.
+
+    Unknown suffixes are read as JSONL: it is the format Azure ML and OpenAI use, and users name it
+    .jsonl, .json, .txt or nothing at all.
+    """
+    display = display or str(path)
+    file = require_local_file(path, display)
+    reader = _READERS.get(file.suffix.lower())
+    if reader is None:
+        return read_jsonl(file, display, max_record_bytes)
+    return reader(file, display)
+
+
 @register_reader(".jsonl", ".json", ".ndjson")
-def read_jsonl(file: Path, display: str) -> Iterator[RawRecord | tuple[int | None, BadRecord]]:
-    """JSON Lines, strict UTF-8 (BOM allowed). Blank lines are not records and are ignored."""
-    index = 0
+def read_jsonl(file: Path, display: str,
+               max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[RawRecord | tuple[int | None, BadRecord]]:
+    """JSON Lines, strict UTF-8 (BOM allowed), one line at a time. Blank lines are not records.
+
+    A line longer than `max_record_bytes` is skipped by scanning for its end in blocks, never held in
+    memory; JSON that Python's parser refuses with something other than a syntax error (integers
+    past its digit limit, nesting past its recursion limit) and strings with lone UTF-16 surrogates
+    (which no tokenizer can encode) are bad records like any other."""
+    index, offset = 0, 0
     with open(file, "rb") as handle:
         head = handle.read(4)
         for bom, name in OTHER_BOMS.items():
@@ -90,25 +109,35 @@ def read_jsonl(file: Path, display: str) -> Iterator[RawRecord | tuple[int | Non
                 yield None, BadRecord(f"{display}:1", "not UTF-8", f"the file is {name}-encoded, not UTF-8", SAVE_AS_UTF8)
                 return
         handle.seek(0)
-        for lineno, raw in enumerate(handle, start=1):
-            location = f"{display}:{lineno}"
+        lineno = 0
+        while True:
+            raw = handle.readline(max_record_bytes + 1)
+            if not raw:
+                break
+            lineno += 1
+            start, location = offset, f"{display}:{lineno}"
+            offset += len(raw)
+            if len(raw) > max_record_bytes and not raw.endswith(b"\n"):
+                size = len(raw) + _skip_line(handle)
+                offset = start + size
+                yield index, BadRecord(location, "record too large",
+                                       f"the record is {size:,} bytes, more than data.max_record_bytes={max_record_bytes:,}",
+                                       "split or shorten the record, or raise data.max_record_bytes")
+                index += 1
+                continue
             if lineno == 1 and raw.startswith(UTF8_BOM):
                 raw = raw[len(UTF8_BOM):]
             if not raw.strip():
                 continue
             text, problem = _decode(raw, location)
+            if problem is None and text.strip():
+                data, problem = _parse(text, location, lineno, truncated=not raw.endswith(b"\n"))
+            elif problem is None:
+                continue
             if problem is not None:
                 yield index, problem
-                index += 1
-                continue
-            if not text.strip():
-                continue
-            try:
-                data = json.loads(text)
-            except json.JSONDecodeError as exc:
-                yield index, _json_problem(exc, text, location, lineno)
             else:
-                yield RawRecord(location, index, data)
+                yield RawRecord(location, index, data, lineno, start)
             index += 1
     if index == 0:
         yield None, BadRecord(f"{display}:1", "empty file", "the file has no records",
@@ -125,6 +154,59 @@ def _decode(raw: bytes, location: str) -> tuple[str, BadRecord | None]:
         return "", BadRecord(location, "not UTF-8",
                              f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at byte {exc.start + 1} of the line)",
                              SAVE_AS_UTF8)
+
+
+def _skip_line(handle) -> int:
+    """Advance past the next newline without keeping what is read; the number of bytes skipped."""
+    skipped = 0
+    while True:
+        block = handle.read(SKIP_BLOCK)
+        if not block:
+            return skipped
+        end = block.find(b"\n")
+        if end >= 0:
+            handle.seek(end + 1 - len(block), 1)
+            return skipped + end + 1
+        skipped += len(block)
+
+
+def _parse(text: str, location: str, lineno: int, truncated: bool) -> tuple[Any, BadRecord | None]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        if truncated:
+            return None, BadRecord(location, "truncated", "the last line is cut off: it is not complete JSON and the "
+                                   "file does not end with a newline", "the file looks truncated: copy or export it again")
+        return None, _json_problem(exc, text, location, lineno)
+    except ValueError as exc:  # e.g. "Exceeds the limit (4300 digits) for integer string conversion"
+        return None, BadRecord(location, "invalid JSON", f"a number Python cannot read: {str(exc).split(';')[0]}",
+                               "write very large numbers as strings")
+    except RecursionError:
+        return None, BadRecord(location, "invalid JSON", "the JSON is nested too deeply to read",
+                               "flatten the record: chat data needs only a few levels of nesting")
+    if ("\\ud" in text or "\\uD" in text) and (where := _lone_surrogate(data)) is not None:
+        return None, BadRecord(location, "invalid text", f"a string contains a lone UTF-16 surrogate ({where}): "
+                               "half of a character such as an emoji, which no tokenizer can encode",
+                               "export the file again; a \\ud800-\\udfff escape must come in a high + low pair")
+    return data, None
+
+
+def _lone_surrogate(data: Any) -> str | None:
+    """The escaped form of the first lone surrogate in any string of `data` (iterative: no depth limit)."""
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                return f"\\u{ord(item[exc.start]):04x}"
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
 
 
 def _json_problem(exc: json.JSONDecodeError, text: str, location: str, lineno: int) -> BadRecord:

@@ -84,7 +84,9 @@ class FileReport:
     skipped: int = 0
     skipped_reasons: Counter = field(default_factory=Counter)
     lengths: "LengthStats | None" = None
-    problems: list[Problem] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)  # from the data cache: the first few (`skipped` counts all)
+    content_hash: str | None = None  # of the file's bytes, when read through the data cache
+    cache_key: str | None = None  # its folder under $PHITUNE_CACHE/data/
 
     def add_bad(self, bad: list[BadRecord]) -> None:
         self.skipped += len(bad)
@@ -101,6 +103,7 @@ class FileReport:
             "skipped_reasons": dict(self.skipped_reasons),
             "lengths": self.lengths.to_dict() if self.lengths else None,
             "problems": [str(p) for p in self.problems],
+            "content_hash": self.content_hash,
         }
 
 

@@ -68,7 +68,7 @@ def read_delimited(file: Path, display: str) -> Iterator[Item]:
                                    f"{len(row)} fields, but the header has {len(header)}",
                                    "quote fields that contain the delimiter, and give every row the header's columns")
         else:
-            yield RawRecord(f"{display}:{line}", index, dict(zip(header, row)))
+            yield RawRecord(f"{display}:{line}", index, dict(zip(header, row)), line)
         index += 1
     if index == 0:
         what = "no header row" if header is None else "a header but no rows"
@@ -81,7 +81,7 @@ def read_parquet(file: Path, display: str) -> Iterator[Item]:
         import pyarrow.parquet as pq
     except ImportError:
         raise DataError(f"cannot read {display}", [Problem(display, "reading Parquet needs pyarrow",
-                                                           "pip install 'phitune[tasks]'")]) from None
+                                                           "pip install pyarrow")]) from None
     try:
         parquet = pq.ParquetFile(file)
     except Exception as exc:  # pyarrow raises ArrowInvalid / OSError subclasses for non-Parquet bytes
@@ -92,6 +92,6 @@ def read_parquet(file: Path, display: str) -> Iterator[Item]:
     for batch in parquet.iter_batches(batch_size=4096):
         for row in batch.to_pylist():
             index += 1
-            yield RawRecord(f"{display}:{index}", index - 1, row)
+            yield RawRecord(f"{display}:{index}", index - 1, row, index)
     if index == 0:
         yield None, BadRecord(f"{display}:1", "empty file", "the file has no rows", "add records")

@@ -15,6 +15,7 @@ every token overlapping the answer, and the EOS, is learned.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 
 from phitune.data.records import IGNORE_INDEX, RecordInvalid
@@ -35,41 +36,79 @@ class Rendered:
     append_eos: bool
 
 
-def encode_samples(tokenizer, samples: list[tuple[str, Sample]]) -> list[tuple[list[int], list[int]] | RecordInvalid]:
+def encode_samples(tokenizer, samples: list[tuple[str, Sample]], *,
+                   progress: bool = False) -> list[tuple[list[int], list[int]] | RecordInvalid]:
     """Tokenize and mask `(location, sample)` pairs. Returns one result per sample, in order:
     `(input_ids, labels)` or the `RecordInvalid` explaining why that record cannot be used."""
-    _require_fast(tokenizer)
-    if any(isinstance(sample, ChatSample) for _, sample in samples) and not tokenizer.chat_template:
-        from phitune.errors import ModelError, Problem
-
-        raise ModelError("the tokenizer has no chat template", [Problem(
-            "model.name", "chat data needs tokenizer.chat_template to render conversations",
-            "use an instruct/chat model, or task.type: completion")])
-    if samples and hasattr(samples[0][1], "eval_record"):  # classifier-head samples (task.head: classifier)
-        from phitune.data.heads import encode_head_samples
-
-        return encode_head_samples(tokenizer, samples)
-    special_ids = _special_ids(tokenizer)
-    specials = sorted({t for t in tokenizer.all_special_tokens if t}, key=len, reverse=True)
-    rendered: list[Rendered | RecordInvalid] = []
-    for location, sample in _progress(samples, "templating"):
-        try:
-            _check_no_special_text(sample, specials)
-            rendered.append(render_sample(tokenizer, sample, location))
-        except RecordInvalid as exc:
-            rendered.append(exc)
-    todo = [i for i, r in enumerate(rendered) if isinstance(r, Rendered)]
-    results: list[tuple[list[int], list[int]] | RecordInvalid] = list(rendered)  # type: ignore[arg-type]
-    for add_special in (False, True):
-        group = [i for i in todo if rendered[i].add_special_tokens == add_special]  # type: ignore[union-attr]
-        for start in range(0, len(group), 1000):
-            chunk = group[start:start + 1000]
-            enc = tokenizer([rendered[i].text for i in chunk], add_special_tokens=add_special,  # type: ignore[union-attr]
-                            return_offsets_mapping=True)
-            for k, i in enumerate(chunk):
-                results[i] = _labels(rendered[i], list(enc["input_ids"][k]), enc["offset_mapping"][k],  # type: ignore[arg-type]
-                                     special_ids, tokenizer.eos_token_id)
+    encoding = Encoding(tokenizer)
+    results: list = []
+    for start in range(0, len(samples), 1000):
+        results.extend(encoding.encode(encoding.render(samples[start:start + 1000], progress=progress)))
     return results
+
+
+class Encoding:
+    """Templating and masking for one tokenizer, in two halves so a caller can template the next
+    records while the previous ones are tokenized: `render` (Python: chat template, checks) and
+    `encode` (the fast tokenizer's batch encoding, then the labels)."""
+
+    def __init__(self, tokenizer):
+        _require_fast(tokenizer)
+        backend = tokenizer.backend_tokenizer
+        # transformers turns these off for each call it makes; calling the Rust encoder directly must too
+        if backend.truncation is not None:
+            backend.no_truncation()
+        if backend.padding is not None:
+            backend.no_padding()
+        self.tokenizer = tokenizer
+        self.special_ids = _special_ids(tokenizer)
+        self.specials = sorted({t for t in tokenizer.all_special_tokens if t}, key=len, reverse=True)
+
+    def render(self, samples: list[tuple[str, Sample]], progress: bool = False) -> list:
+        """Per sample: a `Rendered`, a `RecordInvalid`, or (classifier heads) the sample to encode whole."""
+        if not samples:
+            return []
+        tokenizer = self.tokenizer
+        if not tokenizer.chat_template and any(isinstance(sample, ChatSample) or hasattr(sample, "eval_record")
+                                               for _, sample in samples):
+            raise ModelError("the tokenizer has no chat template", [Problem(
+                "model.name", "chat data needs tokenizer.chat_template to render conversations",
+                "use an instruct/chat model, or task.type: completion")])
+        if hasattr(samples[0][1], "eval_record"):  # classifier-head samples (task.head: classifier)
+            return [_HeadItem(location, sample) for location, sample in samples]
+        rendered: list = []
+        for location, sample in _progress(samples, "templating", progress):
+            try:
+                _check_no_special_text(sample, self.specials)
+                rendered.append(render_sample(tokenizer, sample, location))
+            except RecordInvalid as exc:
+                rendered.append(exc)
+        return rendered
+
+    def encode(self, rendered: list) -> list[tuple[list[int], list[int]] | RecordInvalid]:
+        """Tokenize `render`'s output (safe to run on another thread) and mask the labels."""
+        heads = [item for item in rendered if isinstance(item, _HeadItem)]
+        if heads:
+            from phitune.data.heads import encode_head_samples
+
+            return encode_head_samples(self.tokenizer, [(h.location, h.sample) for h in heads])
+        results: list = list(rendered)
+        backend = self.tokenizer.backend_tokenizer
+        eos_id = self.tokenizer.eos_token_id
+        for add_special in (False, True):
+            group = [i for i, r in enumerate(rendered) if isinstance(r, Rendered) and r.add_special_tokens == add_special]
+            if not group:
+                continue
+            encodings = backend.encode_batch([rendered[i].text for i in group], add_special_tokens=add_special)
+            for i, enc in zip(group, encodings):
+                results[i] = _labels(rendered[i], enc.ids, enc.offsets, self.special_ids, eos_id)
+        return results
+
+
+@dataclass(frozen=True)
+class _HeadItem:
+    location: str
+    sample: object
 
 
 def render_sample(tokenizer, sample: Sample, location: str) -> Rendered:
@@ -114,10 +153,12 @@ def _labels(rendered: Rendered, ids: list[int], offsets, special_ids: set[int], 
         ids.append(eos_id)
         offsets = list(offsets) + [(len(rendered.text), len(rendered.text))]
     labels = [IGNORE_INDEX] * len(ids)
+    ends = [b for _, b in offsets]  # non-decreasing: one string tokenized left to right
     for start, end in rendered.spans:
-        for k, (a, b) in enumerate(offsets):
-            if b <= start or b <= a:
-                continue  # before the span, or zero-width (e.g. BOS/EOS added by the tokenizer)
+        for k in range(bisect.bisect_right(ends, start), len(ids)):  # the first token ending after `start`
+            a, b = offsets[k]
+            if b <= a:
+                continue  # zero-width (e.g. BOS/EOS added by the tokenizer)
             if b > end:
                 break
             labels[k] = ids[k]
@@ -192,8 +233,9 @@ def _require_fast(tokenizer) -> None:
         )
 
 
-def _progress(items: list, desc: str):
-    if len(items) < PROGRESS_MIN:
+def _progress(items: list, desc: str, progress: bool):
+    """A bar over `items` only when the caller shows progress (--no-progress turns every bar off)."""
+    if not progress or len(items) < PROGRESS_MIN:
         return items
     from tqdm.auto import tqdm
 

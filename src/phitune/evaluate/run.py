@@ -56,13 +56,32 @@ def evaluate_generations(model, tokenizer, task_type: str, records: Sequence, ma
     return EvalResult(metrics, rows)
 
 
-def loss_batches(examples: Sequence, pad_id: int, batch_size: int, max_seq_len: int) -> list:
-    """Padded batches of similar-length examples for loss evaluation (order is irrelevant to a sum)."""
-    from phitune.data import collate, plan_batches
+def loss_batches(examples: Sequence, pad_id: int, batch_size: int, max_seq_len: int) -> "LossBatches":
+    """Padded batches of similar-length examples for loss evaluation (order is irrelevant to a sum),
+    collated when used: a large validation set is never held as tensors all at once."""
+    from phitune.data import plan_batches
 
-    plan = plan_batches([len(e) for e in examples], batch_size, seed=0, epoch=0, group_by_length=True,
-                        packing=False, max_seq_len=max_seq_len)
-    return [collate([examples[i] for i in b], pad_id, packing=False) for b in plan]
+    lengths = examples.lengths() if hasattr(examples, "lengths") else [len(e) for e in examples]
+    plan = plan_batches(lengths, batch_size, seed=0, epoch=0, group_by_length=True, packing=False,
+                        max_seq_len=max_seq_len)
+    return LossBatches(examples, plan, pad_id)
+
+
+class LossBatches(Sequence):
+    """A list of collated batches that collates each one when it is read."""
+
+    def __init__(self, examples: Sequence, plan: list[list[int]], pad_id: int):
+        self.examples, self.plan, self.pad_id = examples, plan, pad_id
+
+    def __len__(self) -> int:
+        return len(self.plan)
+
+    def __getitem__(self, i):
+        from phitune.data import collate
+
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        return collate([self.examples[k] for k in self.plan[i]], self.pad_id, packing=False)
 
 
 def loss_metrics(model, batches: list) -> dict[str, float | None]:

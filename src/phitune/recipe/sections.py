@@ -45,6 +45,10 @@ class DataSpec(Section):
     on_error: Literal["fail", "skip"] = Field(
         "fail", description="Bad records: fail lists them all; skip drops them and logs how many and why."
     )
+    max_record_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024, description="A record (JSONL line) longer than this many bytes is a bad record, "
+        "rejected without being read into memory (default 8 MiB)."
+    )
 
     @model_validator(mode="after")
     def _one_validation_source(self) -> "DataSpec":
@@ -127,6 +131,9 @@ class EvalSpec(Section):
 
     before_after: bool = Field(False, description="Evaluate the held-out split before and after training.")
     limit: int | None = Field(None, ge=1, description="Evaluate at most this many held-out examples.")
+    max_examples: int | None = Field(200, ge=1, description="Generation-based metrics (exact match, before/after) use at "
+                                     "most this many held-out records, chosen with train.seed; the held-out loss "
+                                     "always covers all of them. null: every record.")
     max_new_tokens: int = Field(32, ge=1, le=4096)
 
 
