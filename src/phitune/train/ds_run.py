@@ -37,8 +37,10 @@ def train_distributed(recipe, output_dir: str | os.PathLike, *, resume: bool = F
 
 
 def _train_rank(world: dist.World, recipe, run_dir: Path, resume: bool, callbacks, tracker, progress: bool):
-    from phitune.data import load_eval_records, load_examples, plan_batches
+    from phitune.data import load_eval_records, load_examples, plan_batches, prepare_data
+    from phitune.data.loader import cache_sharing, check_same_data, data_identity
     from phitune.evaluate.run import loss_batches
+    from phitune.train.checkpoint import STATE_FILE
     from phitune.models.build import load_trainable_model
     from phitune.models.loader import load_tokenizer
     from phitune.recipe.load import write_resolved
@@ -52,14 +54,22 @@ def _train_rank(world: dist.World, recipe, run_dir: Path, resume: bool, callback
     resume_from = dist.on_main(world, lambda: single._prepare_run_dir(run_dir, resume))
 
     tokenizer = load_tokenizer(recipe.model)
+    if resume_from is not None:  # refuse changed data before spending time tokenizing it
+        check_same_data(recipe, resume_from / STATE_FILE)
+    # Rank 0 tokenizes into the data cache while the others wait; then every rank maps the same files.
+    built = dist.on_main(world, lambda: any(f.built for f in prepare_data(recipe, tokenizer, progress=progress)))
     train_examples, eval_examples, report = load_examples(recipe, tokenizer)
-    records = load_eval_records(recipe) if recipe.eval.before_after else []
+    statuses = dist.all_reduce_sum([(1.0 if built else 2.0) if r == world.rank and world.is_main else
+                                    (2.0 if r == world.rank else 0.0) for r in range(world.size)])
+    if world.is_main:
+        log.info("data cache %s: %s", train_examples.file.key, cache_sharing(statuses))
+    records = load_eval_records(recipe, eval_examples) if recipe.eval.before_after else []
     model = load_trainable_model(recipe)
     if world.is_main:
         write_resolved(recipe, run_dir / layout.RESOLVED)
 
     pad_id = tokenizer.pad_token_id
-    lengths = [len(e) for e in train_examples]
+    lengths = train_examples.lengths()  # the mapped length column
 
     def plan_epoch(epoch: int) -> list[dist.RankBatch]:
         plan = plan_batches(lengths, spec.batch_size, seed=spec.seed, epoch=epoch, group_by_length=spec.group_by_length,
@@ -72,7 +82,8 @@ def _train_rank(world: dist.World, recipe, run_dir: Path, resume: bool, callback
     # Ranks that hold the whole model may leave generation-based evaluation to rank 0; ZeRO-3 ranks
     # must all run the same forwards (each one gathers parameters from every rank).
     evaluating = world.is_main or dse.zero_stage(engine) == 3
-    state = TrainState(total_steps=steps, extra={"fingerprint": single._fingerprint(recipe), "world_size": world.size})
+    state = TrainState(total_steps=steps, extra={"fingerprint": single._fingerprint(recipe), "world_size": world.size,
+                                                 "data": data_identity(recipe)})
     rng = None
     if resume_from is not None:
         state = TrainState.from_dict(dse.read_checkpoint_state(resume_from, world))

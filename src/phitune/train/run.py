@@ -64,6 +64,7 @@ def train(recipe, output_dir: str | os.PathLike, *, resume: bool = False, callba
     (after saving a checkpoint).
     """
     from phitune.data import load_eval_records, load_examples, plan_batches
+    from phitune.data.loader import check_same_data, data_identity
     from phitune.evaluate.run import loss_batches
     from phitune.models.build import load_trainable_model
     from phitune.models.loader import load_tokenizer
@@ -89,8 +90,11 @@ def train(recipe, output_dir: str | os.PathLike, *, resume: bool = False, callba
     resume_from = _prepare_run_dir(run_dir, resume)
 
     tokenizer = load_tokenizer(recipe.model)
-    train_examples, eval_examples, report = load_examples(recipe, tokenizer)
-    records = load_eval_records(recipe) if recipe.eval.before_after else []
+    if resume_from is not None:  # refuse changed data before spending time tokenizing it
+        check_same_data(recipe, resume_from / ckpt.STATE_FILE)
+    # Tokenized once into the data cache, then memory-mapped (phitune.data.cache); eval records re-read by offset.
+    train_examples, eval_examples, report = load_examples(recipe, tokenizer, progress=progress)
+    records = load_eval_records(recipe, eval_examples) if recipe.eval.before_after else []
     # Base (quantized for QLoRA), gradient checkpointing, then the method; seeded after loading so the
     # adapter init is reproducible (phitune.models.build is the one place that knows every method).
     model = load_trainable_model(recipe)
@@ -98,14 +102,14 @@ def train(recipe, output_dir: str | os.PathLike, *, resume: bool = False, callba
     write_resolved(recipe, run_dir / layout.RESOLVED)
 
     pad_id = tokenizer.pad_token_id
-    lengths = [len(e) for e in train_examples]
+    lengths = train_examples.lengths()  # the mapped length column: no example is read to plan batches
     plan_epoch = partial(plan_batches, lengths, spec.batch_size, seed=spec.seed, group_by_length=spec.group_by_length,
                          packing=spec.packing, max_seq_len=spec.max_seq_len)
     eval_batches = loss_batches(eval_examples, pad_id, spec.batch_size, spec.max_seq_len)
     optimizer = make_optimizer(model, spec)
     steps = total_steps(spec, len(plan_epoch(epoch=0)))
     scheduler = make_scheduler(optimizer, spec, steps)
-    state = TrainState(total_steps=steps, extra={"fingerprint": _fingerprint(recipe)})
+    state = TrainState(total_steps=steps, extra={"fingerprint": _fingerprint(recipe), "data": data_identity(recipe)})
     rng = None
     if resume_from is not None:
         try:
