@@ -1,4 +1,8 @@
-"""`phitune status|logs|download|cancel JOB_ID`: follow an Azure ML job (or a local run folder)."""
+"""`phitune status|logs|download|cancel JOB_ID`: follow a submitted job, whatever its target.
+
+The job handle is what `phitune submit` prints: an Azure ML job name (maap, maas; the default), a KAITO
+Workspace name with `--target kaito [--namespace NS] [--context CTX]`, or a local run folder.
+"""
 
 from __future__ import annotations
 
@@ -31,14 +35,34 @@ def register(sub) -> None:
         ("status", "show the status of a submitted job (or a local run folder)", run_status),
         ("logs", "stream a job's logs until it finishes (or print a local pipeline's step logs)", run_logs),
         ("download", "download a job's outputs and logs", run_download),
-        ("cancel", "cancel a running Azure ML job", run_cancel),
+        ("cancel", "cancel a running job (Azure ML; KAITO: delete the Workspace)", run_cancel),
     ):
         p = sub.add_parser(name, help=help_text)
-        p.add_argument("job_id", metavar="JOB_ID", help="Azure ML job name (printed by `phitune submit`) or a local folder")
+        p.add_argument("job_id", metavar="JOB_ID", help="the job printed by `phitune submit`: an Azure ML job name, a "
+                                                         "KAITO Workspace name (--target kaito) or a local folder")
+        p.add_argument("--target", choices=("maap", "maas", "kaito"), default=None,
+                       help="where the job runs (default: Azure ML, maap or maas)")
         if name == "download":
             p.add_argument("--output", default=None, metavar="DIR", help="where to download (default ./JOB_ID)")
         add_workspace_options(p)
+        add_kubernetes_options(p)
         p.set_defaults(handler=handler)
+
+
+def add_kubernetes_options(p) -> None:
+    g = p.add_argument_group("kubernetes (--target kaito; default: the kubeconfig's current context and its namespace)")
+    g.add_argument("--namespace", default=None)
+    g.add_argument("--context", default=None, help="kubeconfig context")
+
+
+def _kaito(args):
+    """The KAITO Workspace handle, when --target kaito."""
+    if getattr(args, "target", None) != "kaito":
+        return None
+    from phitune.targets.kaito import KaitoJobHandle
+    from phitune.targets.kaito_client import connect
+
+    return KaitoJobHandle(connect(args.context, args.namespace, field="--context"), args.job_id)
 
 
 def _local(job_id: str) -> Path | None:
@@ -53,6 +77,12 @@ def _handle(args):
 
 
 def run_status(args) -> int:
+    kaito = _kaito(args)
+    if kaito is not None:
+        print(f"{kaito.status()}: {kaito.id}")
+        for line in kaito.conditions:
+            print(f"  {line}")
+        return 0
     local = _local(args.job_id)
     if local is not None:
         done = (local / "metrics.json").is_file() or any(local.glob("*/metrics.json"))
@@ -66,6 +96,16 @@ def run_status(args) -> int:
 
 
 def run_logs(args) -> int:
+    kaito = _kaito(args)
+    if kaito is not None:
+        pod, text = kaito.logs()
+        if pod is None:
+            print(f"no tuning pod yet for {kaito.id} ({kaito.status()}): `phitune status {kaito.id} --target kaito` "
+                  "shows why")
+        else:
+            print(f"==> pod {pod} <==")
+            print(text, end="" if text.endswith("\n") else "\n")
+        return 0
     local = _local(args.job_id)
     if local is not None:
         logs = sorted(local.glob("steps/*/std_log.txt"))
@@ -87,6 +127,9 @@ def run_download(args) -> int:
     from phitune.targets.handles import LocalRunHandle
 
     dest = Path(args.output or Path(args.job_id).name)
+    kaito = _kaito(args)
+    if kaito is not None:
+        kaito.download(dest)
     local = _local(args.job_id)
     handle = LocalRunHandle(local) if local is not None else _handle(args)
     path = handle.download(dest)
@@ -98,6 +141,11 @@ def run_cancel(args) -> int:
     from phitune.errors import Problem, SubmitError
     from phitune.targets.azure_errors import azure_call
 
+    kaito = _kaito(args)
+    if kaito is not None:
+        kaito.cancel()
+        print(f"cancelled: Workspace {kaito.id} deleted (with its tuning job) from namespace {kaito.cluster.namespace}")
+        return 0
     if _local(args.job_id) is not None:
         raise SubmitError("nothing to cancel", [Problem(args.job_id, "a local run is not a job", "press Ctrl-C in its terminal")])
     client = ml_client_from_args(args)

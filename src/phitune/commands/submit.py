@@ -1,21 +1,24 @@
-"""`phitune submit RECIPE [--target local|local-pipeline|maap|maas] [--dry-run] [--set ...]`."""
+"""`phitune submit RECIPE [--target local|local-pipeline|maap|maas|kaito] [--dry-run] [--set ...]`."""
 
 from __future__ import annotations
 
 from phitune.commands.common import add_set_option
 
-TARGETS = ("local", "local-pipeline", "maap", "maas")
+TARGETS = ("local", "local-pipeline", "maap", "maas", "kaito")
 
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "submit", help="run a recipe locally, as a local pipeline, on Azure ML compute (maap) or serverless (maas)",
+        "submit", help="run a recipe locally, as a local pipeline, on Azure ML compute (maap), serverless (maas) or "
+                       "on Kubernetes with KAITO (kaito)",
         description="Run a recipe on a target. The recipe's `target:` section holds the defaults; --target picks "
                     "another. --dry-run sends nothing: for maap and maas it writes job.yml and request.json (the exact "
-                    "REST body) to the output folder; for local-pipeline it prints each step's command line.")
+                    "REST body) to the output folder; for kaito it writes kaito.yaml (ConfigMap + Workspace, ready for "
+                    "`kubectl apply -f`); for local-pipeline it prints each step's command line.")
     p.add_argument("recipe", help="recipe YAML (or resolved JSON)")
     p.add_argument("--target", choices=TARGETS, default=None, help="where to run (default: the recipe's target.type)")
-    p.add_argument("--dry-run", action="store_true", help="send nothing: write the job YAML and REST body (maap, maas) or print the step commands (local-pipeline)")
+    p.add_argument("--dry-run", action="store_true", help="send nothing: write the job YAML and REST body (maap, maas), kaito.yaml (kaito) or print the "
+                        "step commands (local-pipeline)")
     p.add_argument("--output", default=None, metavar="DIR",
                    help="output folder (default runs/<recipe>-<target>-<time>/)")
     p.add_argument("--wait", action="store_true", help="after submitting to Azure, wait for the job to finish")
@@ -36,6 +39,12 @@ def run(args) -> int:
     print(f"{status}: {handle.id}")
     if handle.url:
         print(f"  url: {handle.url}")
+    if recipe.target.type == "kaito" and not args.dry_run:
+        print(f"  next: {handle.next_commands()}")
+        if args.wait:
+            final = handle.wait()
+            print(f"{final}: {handle.id}")
+            return 0 if final == "Completed" else 1
     if recipe.target.type in ("maap", "maas") and not args.dry_run:
         print(f"  next: phitune status {handle.id} | phitune logs {handle.id} | phitune download {handle.id}")
         if args.wait:

@@ -4,6 +4,7 @@
 - `local-pipeline`  aml/pipelines/finetune.yml's steps as local subprocesses (what Azure runs, offline)
 - `maap`            the same pipeline on your own Azure ML compute ("model as a platform")
 - `maas`            Azure AI serverless fine-tuning ("model as a service")
+- `kaito`           KAITO (Kubernetes AI Toolchain Operator): a tuning Workspace on your own cluster
 
 `phitune submit --target X` picks another type; the section here holds that type's defaults.
 """
@@ -98,7 +99,38 @@ class MaasTarget(_AzureTarget):
                                           description="Name of the registered fine-tuned model; default the recipe name.")
 
 
+# Kubernetes object names (RFC 1123 labels): KAITO's admission webhook requires one for a Workspace.
+_K8S_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+
+
+class KaitoTarget(Section):
+    """A KAITO tuning Workspace plus the ConfigMap holding its training_config.yaml, applied with the
+    Kubernetes API. Data comes from https URLs (`data.train`) or a PersistentVolumeClaim (`input_volume`);
+    the adapter goes to a container image (`output_image` + `image_push_secret`) or a claim (`output_volume`)."""
+
+    type: Literal["kaito"] = "kaito"
+    name: str | None = Field(None, pattern=_K8S_LABEL, max_length=63,
+                             description="Workspace name (the ConfigMap is NAME-tuning); default: the recipe name, lowercased.")
+    namespace: str | None = Field(None, pattern=_K8S_LABEL, max_length=63,
+                                  description="Namespace; default: the kubeconfig context's, else `default`.")
+    context: str | None = Field(None, min_length=1, description="kubeconfig context; default: the current one "
+                                "(in-cluster config when running in a pod without a kubeconfig).")
+    instance_type: str | None = Field("Standard_NC24ads_A100_v4", min_length=1,
+                                      description="GPU node SKU KAITO provisions; null on clusters without node "
+                                                  "auto-provisioning (bring your own GPU nodes).")
+    label_selector: dict[str, str] | None = Field(None, description="Labels of the GPU nodes to use "
+                                                  "(resource.labelSelector.matchLabels); default {app: NAME}.")
+    input_volume: str | None = Field(None, pattern=_K8S_LABEL, max_length=63,
+                                     description="PersistentVolumeClaim holding data.train's file (by its file name) "
+                                                 "instead of an https URL.")
+    output_image: str | None = Field(None, min_length=1, description="Image the adapter is pushed to, e.g. "
+                                     "myregistry.azurecr.io/phi3-adapter:0.1 (needs image_push_secret).")
+    image_push_secret: str | None = Field(None, min_length=1, description="Secret in the namespace used to push output_image.")
+    output_volume: str | None = Field(None, pattern=_K8S_LABEL, max_length=63,
+                                      description="PersistentVolumeClaim the adapter is written to (instead of output_image).")
+
+
 TargetSpec = Annotated[
-    Union[LocalTarget, LocalPipelineTarget, MaapTarget, MaasTarget], Field(discriminator="type")
+    Union[LocalTarget, LocalPipelineTarget, MaapTarget, MaasTarget, KaitoTarget], Field(discriminator="type")
 ]
-TARGET_TYPES = ("local", "local-pipeline", "maap", "maas")
+TARGET_TYPES = ("local", "local-pipeline", "maap", "maas", "kaito")

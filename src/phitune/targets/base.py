@@ -14,6 +14,7 @@ TARGETS: dict[str, str] = {
     "local-pipeline": "phitune.targets.local_pipeline:LocalPipelineRunner",
     "maap": "phitune.targets.maap:MaapRunner",
     "maas": "phitune.targets.maas:MaasRunner",
+    "kaito": "phitune.targets.kaito:KaitoRunner",
 }
 TERMINAL_STATUSES = frozenset({"Completed", "Failed", "Canceled", "NotResponding", "DryRun"})
 
