@@ -139,6 +139,14 @@ def test_sampling_is_seeded_and_stop_strings_cut_the_answer(base_url):
     assert cut["choices"][0]["finish_reason"] == "stop"
 
 
+def test_serve_samples_by_default_as_openai_does(base_url):
+    """The documented difference from `phitune generate`: no temperature = 1 (sampled), not greedy."""
+    ask = lambda **extra: post(f"{base_url}/v1/chat/completions",  # noqa: E731
+                               {"messages": MESSAGES, "max_tokens": 12, "seed": 11, **extra})[1]["choices"][0]["message"]
+    default = ask()
+    assert default == ask(temperature=1) and default != ask(temperature=0)
+
+
 def raw_exchange(base_url: str, data: bytes, wait: float = 30) -> tuple[int | None, dict | None, bytes]:
     """Send bytes, read until the server closes: (status, JSON body, raw answer)."""
     port = int(base_url.rsplit(":", 1)[1])
@@ -216,5 +224,8 @@ def test_cli_generate_onnx_streams_the_same_reply(export_dir):
     expected = OnnxChatModel(export_dir).chat(MESSAGES, 12).complete().text
     expected = expected.replace("\r\n", "\n").replace("\r", "\n")  # run_cli reads text with universal newlines
     assert expected and result.stdout == expected + "\n"
+    sampled = [run_cli("generate", str(export_dir), "--onnx", "--prompt", "Describe the sea.", "--system", "You are terse.",
+                       "--max-new-tokens", "12", "--temperature", "1", "--seed", "5").stdout for _ in range(2)]
+    assert sampled[0] == sampled[1] != result.stdout  # --temperature samples, --seed repeats
     refused = run_cli("generate", str(export_dir), "--onnx", "--prompt", "hi", "--adapter", "other")
     assert refused.returncode == 2 and "this export has no adapters" in refused.stderr

@@ -1,5 +1,6 @@
-"""Greedy generation for evaluation and `phitune generate`: batched, left-padded, stopping at
-Phi-3's `<|end|>` as well as the tokenizer's eos (an instruct model ends its turn with `<|end|>`).
+"""Greedy generation for evaluation and `phitune generate` (sampled with `generate --temperature`):
+batched, left-padded, stopping at Phi-3's `<|end|>` as well as the tokenizer's eos (an instruct model
+ends its turn with `<|end|>`).
 """
 
 from __future__ import annotations
@@ -33,9 +34,18 @@ def text_prompt_ids(tokenizer, text: str) -> list[int]:
     return list(tokenizer(text, add_special_tokens=True)["input_ids"])
 
 
-def generate(model, tokenizer, prompts: Sequence[list[int]], max_new_tokens: int, batch_size: int = 16) -> list[str]:
-    """Greedy continuations of tokenized prompts, decoded without special tokens and stripped."""
+def generate(model, tokenizer, prompts: Sequence[list[int]], max_new_tokens: int, batch_size: int = 16,
+             temperature: float = 0.0, seed: int | None = None, on_batch=None) -> list[str]:
+    """Continuations of tokenized prompts, decoded without special tokens and stripped: greedy at
+    temperature 0 (the default), else sampled from the whole distribution (top_p 1, as OpenAI's API),
+    reproducibly when `seed` is given."""
     import torch
+
+    sampling: dict = {"do_sample": False}
+    if temperature > 0:
+        sampling = {"do_sample": True, "temperature": float(temperature), "top_p": 1.0, "top_k": 0}
+        if seed is not None:
+            torch.manual_seed(seed)
 
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     stops = stop_token_ids(tokenizer, model)
@@ -57,12 +67,14 @@ def generate(model, tokenizer, prompts: Sequence[list[int]], max_new_tokens: int
                     attention[row, width - len(ids):] = 1
                 out = model.generate(
                     input_ids=input_ids.to(device), attention_mask=attention.to(device), max_new_tokens=max_new_tokens,
-                    do_sample=False, num_beams=1, eos_token_id=stops, pad_token_id=pad_id,
+                    **sampling, num_beams=1, eos_token_id=stops, pad_token_id=pad_id,
                 )
                 for row, i in enumerate(idx):
                     new = out[row, width:].tolist()
                     cut = next((k for k, t in enumerate(new) if t in stops), len(new))
                     replies[i] = tokenizer.decode(new[:cut], skip_special_tokens=True).strip()
+                if on_batch is not None:  # the evaluation progress bar
+                    on_batch(1)
     finally:
         model.train(was_training)
     return [replies[i] for i in range(len(prompts))]

@@ -1,5 +1,5 @@
 """`phitune generate EXPORT_DIR --onnx --prompt "..."`: stream a chat reply from an ONNX export
-through onnxruntime-genai (greedy, as the PyTorch path is), token pieces printed as they come."""
+through onnxruntime-genai (greedy unless --temperature, as the PyTorch path), token pieces printed as they come."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import TextIO
 
 
 def generate_onnx(export_dir: str, prompt: str, *, system: str | None = None, max_new_tokens: int = 64,
-                  adapter: str | None = None, out: TextIO | None = None):
+                  adapter: str | None = None, out: TextIO | None = None, temperature: float = 0.0,
+                  seed: int | None = None):
     """Stream the reply to `out` (stdout) and return the finished `Generation`."""
     from phitune.export.runtime import OnnxChatModel
 
@@ -20,7 +21,7 @@ def generate_onnx(export_dir: str, prompt: str, *, system: str | None = None, ma
 
         raise ExportError("this export has no adapters", [Problem("--adapter", f"{export_dir} is a single merged model",
                                                                    "export with --multi-lora to keep adapters apart")])
-    generation = model.chat(messages, max_new_tokens=max_new_tokens, temperature=0.0, adapter=adapter)
+    generation = model.chat(messages, max_new_tokens=max_new_tokens, temperature=temperature, adapter=adapter, seed=seed)
     for piece in generation:
         out.write(piece)
         out.flush()
