@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    _redact_output()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
@@ -63,6 +64,18 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `phitune recipe schema | head`: the reader left; not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit-time flush cannot fail again
         return 0
+
+
+def _redact_output() -> None:
+    """Every line printed or logged by this process goes through phitune.redact (SAS signatures,
+    tokens and keys never reach a terminal or a log file). Idempotent."""
+    from phitune.redact import RedactingStream, install_log_redaction
+
+    install_log_redaction()
+    if not isinstance(sys.stdout, RedactingStream):
+        sys.stdout = RedactingStream(sys.stdout)
+    if not isinstance(sys.stderr, RedactingStream):
+        sys.stderr = RedactingStream(sys.stderr)
 
 
 if __name__ == "__main__":

@@ -33,11 +33,14 @@ class PhituneError(Exception):
         super().__init__(self.render())
 
     def render(self) -> str:
+        """The message, secrets redacted (a failing SAS data URL is named with `sig=REDACTED`)."""
+        from phitune.redact import redact
+
         if not self.problems:
-            return self.summary
+            return redact(self.summary)
         lines = [f"{self.summary} ({len(self.problems)} problem{'s' if len(self.problems) != 1 else ''}):"]
         lines += [f"  - {str(p)}" for p in self.problems]
-        return "\n".join(lines)
+        return redact("\n".join(lines))
 
 
 class RecipeError(PhituneError):

@@ -11,19 +11,15 @@ per optimizer step would cost more than a tiny model's whole step.
 from __future__ import annotations
 
 import os
-import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Protocol, runtime_checkable
-from urllib.parse import urlsplit, urlunsplit
+
+from phitune.redact import REDACTED, redact, redact_params  # noqa: F401  (redact_params, REDACTED re-exported)
 
 if TYPE_CHECKING:
     from phitune.recipe.schema import Recipe
 
-# Parameter names or values that may hold credentials are never sent to a tracking server.
-_SECRET_NAME = re.compile(r"(token|secret|password|passwd|api[_-]?key|access[_-]?key|credential|sas|connection[_-]?string)", re.I)
-_SECRET_VALUE = re.compile(r"([?&](sig|se|sv|sp)=|AccountKey=|SharedAccessSignature|Bearer\s|eyJ[A-Za-z0-9_-]{10,}\.)", re.I)
-REDACTED = "***"
 _FLUSH_EVERY_S = 5.0
 _FLUSH_EVERY_N = 500
 
@@ -153,22 +149,9 @@ def default_tracking_uri() -> str:
     return uri if uri else f"sqlite:///{(Path.cwd() / 'mlruns.db').resolve()}"
 
 
-def redact_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Drop the value of anything that looks like a credential, by name or by shape."""
-    out = {}
-    for key, value in params.items():
-        secret = _SECRET_NAME.search(key) and not key.endswith(("token_id", "tokens", "max_new_tokens"))
-        out[key] = REDACTED if secret or _SECRET_VALUE.search(str(value)) else value
-    return out
-
-
 def redact_uri(uri: str) -> str:
-    """A tracking URI fit to print: no user:password, no query string (SAS tokens live there)."""
-    parts = urlsplit(uri)
-    if not parts.netloc:
-        return uri
-    host = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+    """A tracking URI fit to print (password and SAS signature redacted)."""
+    return redact(uri)
 
 
 def _quiet_mlflow() -> None:

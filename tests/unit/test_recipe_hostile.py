@@ -12,7 +12,7 @@ import pytest
 
 from phitune.errors import RecipeError
 from phitune.recipe import load_recipe
-from tests.conftest import EXAMPLES, REPO, run_cli
+from conftest import EXAMPLES, REPO, run_cli
 
 TRAIN = EXAMPLES / "data" / "reviews-train.jsonl"
 BILLION_LAUGHS = f"""\

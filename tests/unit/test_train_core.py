@@ -127,8 +127,9 @@ def test_secrets_never_reach_tracking():
     params = redact_params({"train.lr": "0.001", "target.sas_token": "abc", "data.train": "https://x/y?sv=1&sig=zzz",
                             "eval.max_new_tokens": "8", "target.api_key": "k"})
     assert params["train.lr"] == "0.001" and params["eval.max_new_tokens"] == "8"
-    assert params["target.sas_token"] == params["data.train"] == params["target.api_key"] == "***"
-    assert redact_uri("https://user:pw@host:5000/path?sig=s") == "https://host:5000/path"
+    assert params["target.sas_token"] == params["target.api_key"] == "REDACTED"
+    assert params["data.train"] == "https://x/y?sv=1&sig=REDACTED"
+    assert redact_uri("https://user:pw@host:5000/path?sig=s") == "https://user:REDACTED@host:5000/path?sig=REDACTED"
     assert redact_uri("sqlite:///tmp/x.db") == "sqlite:///tmp/x.db"
     assert isinstance(NullTracker(), Tracker)
 

@@ -13,6 +13,7 @@ from phitune.recipe.method import LoraMethod, MethodSpec, method_conflicts
 from phitune.recipe.sections import DataSpec, EvalSpec, ModelSpec, OutputSpec, TrackingSpec, TrainSpec
 from phitune.recipe.target import LocalTarget, TargetSpec
 from phitune.recipe.task import ChatTask, TaskSpec, task_conflicts
+from phitune.redact import redact_data
 
 
 class Recipe(Section):
@@ -39,16 +40,24 @@ class Recipe(Section):
         return self
 
     def to_dict(self) -> dict:
+        """Every field, secrets included (a SAS data URL keeps its signature): for code that hands the
+        data to Azure. Anything written, printed or logged uses `public_dict`."""
         return self.model_dump(mode="json")
 
+    def public_dict(self) -> dict:
+        """`to_dict` with secrets redacted (`sig=REDACTED`, see phitune.redact)."""
+        return redact_data(self.to_dict())
+
     def content_hash(self) -> str:
-        """sha256 of the canonical JSON: the same hash means the same run configuration."""
-        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """sha256 of the canonical JSON: the same hash means the same run configuration (a renewed
+        SAS signature on the same data does not change it)."""
+        canonical = json.dumps(self.public_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
     def resolved_json(self) -> str:
-        """The resolved recipe as written to `resolved_recipe.json` (defaults filled in, plus hash)."""
-        body = {"phitune_recipe_version": 1, "content_hash": self.content_hash(), "recipe": self.to_dict()}
+        """The resolved recipe as written to `resolved_recipe.json` (defaults filled in, plus hash;
+        secrets redacted: Azure jobs get SAS data URLs as job inputs, never through this file)."""
+        body = {"phitune_recipe_version": 1, "content_hash": self.content_hash(), "recipe": self.public_dict()}
         return json.dumps(body, indent=2, sort_keys=False) + "\n"
 
     def flat_params(self) -> dict[str, str]:
@@ -62,5 +71,5 @@ class Recipe(Section):
             else:
                 out[prefix] = json.dumps(value) if isinstance(value, (list, type(None), bool)) else str(value)
 
-        walk("", self.to_dict())
+        walk("", self.public_dict())
         return out

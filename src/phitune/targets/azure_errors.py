@@ -1,29 +1,16 @@
 """Azure failures -> one clear `SubmitError` with Azure's error code, and secrets kept out of messages.
 
 Transient 429/5xx are retried by azure-core's RetryPolicy (configured in phitune.targets.workspace);
-what reaches here has already been retried. Every message passes through `redact`.
+what reaches here has already been retried. Every message passes through `phitune.redact.redact`.
 """
 
 from __future__ import annotations
 
-import logging
-import re
 from contextlib import contextmanager
 from typing import Iterator
 
 from phitune.errors import Problem, SubmitError
-
-_SECRETS = [
-    # A SAS URL: keep the resource, drop the whole query string.
-    (re.compile(r"(https?://[^\s?\"'<>]+)\?[^\s\"'<>]*\bsig=[^\s\"'<>]*", re.I), r"\1?<SAS token redacted>"),
-    (re.compile(r"\b(sig|se|skoid|sktid|skt|ske|sks|skv|sv|sp|sr)=[^&\s\"'<>]+", re.I), r"\1=<redacted>"),
-    (re.compile(r"\bBearer\s+[A-Za-z0-9\-_.~+/=]+", re.I), "Bearer <redacted>"),
-    (re.compile(r"\beyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*\.[A-Za-z0-9_\-]*"), "<token redacted>"),
-    (re.compile(r"\b(AccountKey|SharedAccessKey|SharedAccessSignature|client_secret|password)\s*[=:]\s*[^;\s\"'&]+",
-                re.I), r"\1=<redacted>"),
-    (re.compile(r"(\"(?:key|primaryKey|secondaryKey|accessToken|access_token|sasToken)\"\s*:\s*\")[^\"]+\"", re.I),
-     r"\1<redacted>\""),
-]
+from phitune.redact import install_log_redaction, redact  # noqa: F401  (install_log_redaction re-exported)
 
 # Azure error codes -> what to do about them.
 _FIXES = {
@@ -43,30 +30,6 @@ _FIXES = {
     "TooManyRequests": "Azure throttled the request after phitune's retries; wait a minute and submit again",
     "ServiceUnavailable": "Azure was unavailable after phitune's retries; try again later",
 }
-
-
-def redact(text: str) -> str:
-    """Remove SAS tokens, bearer tokens, JWTs and keys from a message."""
-    for pattern, replacement in _SECRETS:
-        text = pattern.sub(replacement, text)
-    return text
-
-
-def install_log_redaction() -> None:
-    """Redact every log message in this process (azure-ai-ml's telemetry logs whole error bodies,
-    SAS URLs included, at ERROR level). Idempotent."""
-    if getattr(logging, "_phitune_redacting", False):
-        return
-    previous = logging.getLogRecordFactory()
-
-    def factory(*args, **kwargs):
-        record = previous(*args, **kwargs)
-        original = record.getMessage
-        record.getMessage = lambda: redact(original())
-        return record
-
-    logging.setLogRecordFactory(factory)
-    logging._phitune_redacting = True  # type: ignore[attr-defined]
 
 
 def to_submit_error(exc: BaseException, action: str) -> SubmitError:

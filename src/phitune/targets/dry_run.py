@@ -66,8 +66,11 @@ def finetuning_request(job, workspace) -> dict:
 
 
 def write_request(folder: Path, request: dict) -> Path:
+    """request.json, secrets redacted (a SAS data input shows `sig=REDACTED`)."""
+    from phitune.redact import redact_data
+
     path = folder / "request.json"
-    path.write_text(json.dumps(request, indent=2) + "\n")
+    path.write_text(json.dumps(redact_data(request), indent=2) + "\n")
     return path
 
 

@@ -112,7 +112,7 @@ def _looks_like_workspace_config(path: Path) -> bool:
 def quiet_azure_logs() -> None:
     """Azure's INFO logs name every request, and azure-ai-ml warns about every experimental class and
     anonymous asset name; phitune prints its own summary instead. Log messages are redacted."""
-    from phitune.targets.azure_errors import install_log_redaction
+    from phitune.redact import install_log_redaction
 
     install_log_redaction()
     for name in ("azure", "azure.core.pipeline.policies.http_logging_policy"):
