@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.phitune-installed
+TORCH_PIN := 2.13.0
 export DS_BUILD_OPS := 0
 export TOKENIZERS_PARALLELISM := false
 export HF_HUB_OFFLINE := 1
@@ -19,11 +20,14 @@ install: $(STAMP)
 
 # torch first, exactly pinned: the CPU wheel on local disk, so nothing can pull a CUDA build.
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade "pip>=25" 2>&1 | { grep -v "is ignored" || true; }
-	$(BIN)/python -m pip install -q torch==2.13.0 2>&1 | { grep -v "is ignored" || true; }
-	$(BIN)/python -m pip install -q -e ".[all]" 2>&1 | { grep -v "is ignored" || true; }
-	$(BIN)/python -c "import phitune, torch, transformers, peft" && touch $(STAMP)
+	@echo "installing phitune into $(VENV): torch $(TORCH_PIN) (CPU), then phitune[all] (about 2 minutes the first time)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --upgrade "pip>=25" 2>&1 | { grep -v "is ignored" || true; }
+	@$(BIN)/python -m pip install -q torch==$(TORCH_PIN) 2>&1 | { grep -v "is ignored" || true; }
+	@$(BIN)/python -m pip install -q -e ".[all]" 2>&1 | { grep -v "is ignored" || true; }
+	@# The import check runs under phitune's quiet setup: bitsandbytes announces a missing optional kernel on import.
+	@$(BIN)/python -c "from phitune.commands.quiet import quiet_libraries; quiet_libraries(); import phitune, torch, transformers, peft" \
+		&& touch $(STAMP) && echo "installed: $(BIN)/phitune"
 
 demo: $(STAMP)
 	$(BIN)/phitune train examples/recipes/tiny-lora.yaml --output runs/demo

@@ -15,13 +15,17 @@ def register(sub) -> None:
     p.add_argument("--task", choices=TASK_TYPES, default=None,
                    help="task type for a plain model folder (a run folder uses its recipe's task)")
     p.add_argument("--max-new-tokens", type=int, default=None, help="default: the recipe's eval.max_new_tokens")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from phitune.commands.quiet import add_verbose_option
+
+    add_verbose_option(p)
     p.set_defaults(handler=run)
 
 
 def run(args) -> int:
     from phitune.commands.quiet import quiet_libraries
 
-    quiet_libraries()
+    quiet_libraries(args.verbose)
     from phitune.errors import Problem, RecipeError
 
     for flag in ("limit", "max_new_tokens"):
@@ -31,7 +35,8 @@ def run(args) -> int:
     from phitune.evaluate.on_file import evaluate_on_file
 
     result, eval_json, preds = evaluate_on_file(args.model, args.data, limit=args.limit, output=args.output,
-                                                task_type=args.task, max_new_tokens=args.max_new_tokens)
+                                                task_type=args.task, max_new_tokens=args.max_new_tokens,
+                                                progress=not args.no_progress)
     print(f"{args.model} on {args.data}: {result.summary()}")
     print(f"  wrote {eval_json} and {preds}")
     return 0

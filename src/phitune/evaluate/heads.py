@@ -13,14 +13,14 @@ from phitune.data.records import IGNORE_INDEX, Example, RecordInvalid
 from phitune.models import base_of
 
 
-def evaluate_heads(model, tokenizer, task_type: str, records: Sequence, batch_size: int = 16):
+def evaluate_heads(model, tokenizer, task_type: str, records: Sequence, batch_size: int = 16, on_batch=None):
     """One prediction per HeadEvalRecord, scored with `task_type`'s metrics (an EvalResult)."""
     from phitune.evaluate.metrics import compute_metrics, is_correct
     from phitune.evaluate.run import EvalResult
 
     names = id2label(model)
     samples = [r.sample for r in records]
-    replies = predict(model, tokenizer, samples, names, batch_size)
+    replies = predict(model, tokenizer, samples, names, batch_size, on_batch)
     references = [r.reference for r in records]
     metrics: dict = {"examples": len(records)} if records else {}
     if records:
@@ -30,7 +30,7 @@ def evaluate_heads(model, tokenizer, task_type: str, records: Sequence, batch_si
     return EvalResult(metrics, rows)
 
 
-def predict(model, tokenizer, samples: list, names: list[str], batch_size: int = 16) -> list[str]:
+def predict(model, tokenizer, samples: list, names: list[str], batch_size: int = 16, on_batch=None) -> list[str]:
     """Label names (sequence samples) or canonical entity texts (word samples), in order."""
     import torch
 
@@ -60,6 +60,8 @@ def predict(model, tokenizer, samples: list, names: list[str], batch_size: int =
                         positions = (batch["labels"][row] != IGNORE_INDEX).nonzero().flatten()
                         tags = [names[int(i)] for i in logits[row, positions].argmax(-1)]
                         out.append(format_entities(sample.words, tags))
+                if on_batch is not None:
+                    on_batch(1)
     finally:
         model.train(was_training)
     return out

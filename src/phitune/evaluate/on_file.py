@@ -15,7 +15,7 @@ from phitune.evaluate.run import EvalResult, evaluate_model, loss_batches, write
 
 def evaluate_on_file(model_path: str | os.PathLike, data: str | os.PathLike, *, limit: int | None = None,
                      output: str | os.PathLike | None = None, task_type: str | None = None,
-                     max_new_tokens: int | None = None) -> tuple[EvalResult, Path, Path]:
+                     max_new_tokens: int | None = None, progress: bool = False) -> tuple[EvalResult, Path, Path]:
     """Metrics of the recipe's task (or `task_type` for a plain model folder) on `data`; writes
     eval.json and eval-predictions.jsonl. Returns (result, eval.json path, predictions path)."""
     from phitune.data import load_eval_records, load_examples
@@ -26,15 +26,21 @@ def evaluate_on_file(model_path: str | os.PathLike, data: str | os.PathLike, *, 
     data_path = Path(data)
     if not data_path.is_file():
         raise DataError(f"data file not found: {data}", [Problem(str(data), "no such file", "check --data")])
+    from phitune.status import status
+
+    status(f"loading the model: {model_path}")
     model, tokenizer = load_for_inference(model_path)
     recipe = _eval_recipe(run_recipe(model_path) if is_run_dir(model_path) else None, data_path, limit, task_type,
                           max_new_tokens)
+    status(f"reading data: {data_path.name}")
     _, examples, _ = load_examples(recipe, tokenizer)
     records = load_eval_records(recipe)
     if limit:
         examples = examples[:limit]
     batches = loss_batches(examples, tokenizer.pad_token_id, recipe.train.batch_size, recipe.train.max_seq_len)
-    result = evaluate_model(model, tokenizer, recipe.task.type, records, batches, recipe.eval.max_new_tokens)
+    status(f"evaluating {len(records)} records")
+    result = evaluate_model(model, tokenizer, recipe.task.type, records, batches, recipe.eval.max_new_tokens,
+                            progress=progress)
     if output is None:
         output = model_path / "eval.json" if is_run_dir(model_path) else Path("eval.json")
     eval_json, preds = write_eval(result, output, extra={

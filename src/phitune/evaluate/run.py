@@ -33,15 +33,16 @@ class EvalResult:
 
 
 def evaluate_generations(model, tokenizer, task_type: str, records: Sequence, max_new_tokens: int,
-                         batch_size: int = 16) -> EvalResult:
-    """Generate a reply for every record and score it against the reference."""
+                         batch_size: int = 16, on_batch=None) -> EvalResult:
+    """Generate a reply for every record and score it against the reference (`on_batch(1)` after
+    each batch of `batch_size` records)."""
     if records and getattr(records[0], "sample", None) is not None:  # a classifier head: no generation
         from phitune.evaluate.heads import evaluate_heads
 
-        return evaluate_heads(model, tokenizer, task_type, records, batch_size=batch_size)
+        return evaluate_heads(model, tokenizer, task_type, records, batch_size=batch_size, on_batch=on_batch)
     prompts = [chat_prompt_ids(tokenizer, r.prompt_messages) if r.prompt_messages is not None
                else text_prompt_ids(tokenizer, r.prompt_text) for r in records]
-    replies = generate(model, tokenizer, prompts, max_new_tokens, batch_size=batch_size) if prompts else []
+    replies = generate(model, tokenizer, prompts, max_new_tokens, batch_size=batch_size, on_batch=on_batch) if prompts else []
     references = [r.reference for r in records]
     metrics: dict[str, float | None] = {"examples": len(records)} if records else {}
     if records:
@@ -84,7 +85,7 @@ class LossBatches(Sequence):
         return collate([self.examples[k] for k in self.plan[i]], self.pad_id, packing=False)
 
 
-def loss_metrics(model, batches: list) -> dict[str, float | None]:
+def loss_metrics(model, batches: list, on_batch=None) -> dict[str, float | None]:
     """Mean token loss and perplexity over collated batches (empty dict when there are none)."""
     from phitune.train.loss import evaluate_loss
 
@@ -93,17 +94,29 @@ def loss_metrics(model, batches: list) -> dict[str, float | None]:
     was_training = model.training
     model.eval()
     try:
-        loss, tokens = evaluate_loss(model, batches)
+        loss, tokens = evaluate_loss(model, batches if on_batch is None else _counted(batches, on_batch))
     finally:
         model.train(was_training)
     return {"eval_loss": loss, "perplexity": perplexity(loss), "eval_tokens": tokens}
 
 
-def evaluate_model(model, tokenizer, task_type: str, records: Sequence, batches: list, max_new_tokens: int) -> EvalResult:
-    """Both halves: generation metrics on `records`, loss metrics on `batches`."""
-    result = evaluate_generations(model, tokenizer, task_type, records, max_new_tokens)
-    result.metrics.update(loss_metrics(model, batches))
+def evaluate_model(model, tokenizer, task_type: str, records: Sequence, batches: list, max_new_tokens: int,
+                   progress: bool = False, desc: str = "eval", batch_size: int = 16) -> EvalResult:
+    """Both halves: generation metrics on `records`, loss metrics on `batches`, under one progress bar
+    (batches of generation + batches of loss) when `progress`."""
+    from phitune.status import eval_bar
+
+    total = -(-len(records) // batch_size) + len(batches)
+    with eval_bar(total, desc, progress) as bar:
+        result = evaluate_generations(model, tokenizer, task_type, records, max_new_tokens, batch_size, bar.update)
+        result.metrics.update(loss_metrics(model, batches, bar.update))
     return result
+
+
+def _counted(batches, on_batch):
+    for batch in batches:
+        yield batch
+        on_batch(1)
 
 
 def write_eval(result: EvalResult, eval_json: str | os.PathLike, extra: dict | None = None) -> tuple[Path, Path]:
