@@ -50,7 +50,6 @@ class RegistryPipelineRunner:
         """(plan, notes): the component inputs, checked against `interface` (default: the shipped copy)."""
         component = mapping.TASK_COMPONENTS[recipe.task.type]
         interface = interface or shipped(component)
-        self.out.mkdir(parents=True, exist_ok=True)
         data, notes = self._data_inputs(recipe)
         result, problems = mapping.plan(recipe, self.spec, data, interface)
         if problems:
@@ -81,6 +80,7 @@ class RegistryPipelineRunner:
         from phitune.targets.maap import load_pipeline_job
 
         doc = self.job_document(recipe, result)
+        self.out.mkdir(parents=True, exist_ok=True)
         job_file = self.out / "job.yml"
         job_file.write_text(yaml.safe_dump(doc, sort_keys=False, width=120))
         return load_pipeline_job(job_file), doc
