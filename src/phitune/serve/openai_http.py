@@ -94,8 +94,11 @@ def _bind(host: str, port: int) -> socket.socket:
     sock = None
     try:
         info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
-        sock = socket.socket(info[0], socket.SOCK_STREAM)
+        # proto must be IPPROTO_TCP: asyncio turns Nagle off only on sockets that say so, and with Nagle on
+        # every response waits ~40 ms for a delayed ACK (it is written in two parts).
+        sock = socket.socket(info[0], socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # inherited by accepted sockets on Linux
         sock.bind(info[4])
         sock.listen(BACKLOG)
     except OSError as exc:
