@@ -50,6 +50,7 @@ check-envs: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/train_throughput.py
 	$(BIN)/python benchmarks/inference.py
+	$(BIN)/python benchmarks/serve_load.py
 
 clean:
 	rm -rf runs mlruns mlruns.db .pytest_cache
