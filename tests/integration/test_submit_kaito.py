@@ -95,6 +95,9 @@ def test_submit_applies_both_and_status_logs_cancel_follow_the_workspace(stub, t
     assert code == 0 and "==> pod phi3-support-7x2kq <==" in out and "'loss': 1.84" in out
     assert "not this one" not in out
 
+    code, _, err = run(capsys, "download", "phi3-support", "--target", "kaito", "--output", str(tmp_path / "dl"))
+    assert code == 2 and "image myregistry.azurecr.io/phi3-adapter:0.1" in err
+
     code, out, _ = run(capsys, "cancel", "phi3-support", "--target", "kaito")
     assert code == 0 and "deleted" in out and WS not in stub.workspaces
     code, _, err = run(capsys, "status", "phi3-support", "--target", "kaito")
@@ -159,3 +162,14 @@ def test_local_data_file_never_reaches_the_cluster(stub, tmp_path, capsys):
     assert code == 2
     assert "data.train:" in err and "cluster cannot read" in err and "target.input_volume" in err and "https" in err
     assert stub.requests == [] and not (tmp_path / "S").exists()
+
+
+def test_a_sas_url_reaches_the_manifest_whole_and_never_the_terminal(stub, tmp_path, capsys):
+    url = "https://acct.blob.core.windows.net/data/train.jsonl?sv=2024-01-01&se=2030-01-01&sp=r&sig=c2VjcmV0U2ln"
+    private = url.replace("acct.blob.core.windows.net", "10.1.2.3")
+    code, out, err = run(capsys, "submit", write_recipe(tmp_path, data={"train": private}), "--output", str(tmp_path / "P"))
+    assert code == 2 and "https://10.1.2.3/data/train.jsonl?sv=2024-01-01&se=2030-01-01&sp=r&sig=REDACTED" in err
+    assert "c2VjcmV0U2ln" not in out + err
+    code, out, err = run(capsys, "submit", write_recipe(tmp_path, data={"train": url}), "--output", str(tmp_path / "S"))
+    assert code == 0 and "c2VjcmV0U2ln" not in out + err
+    assert stub.workspaces[WS]["tuning"]["input"]["urls"] == [url]  # what KAITO's downloader needs

@@ -15,6 +15,7 @@ import re
 from pathlib import PurePosixPath
 
 from phitune.errors import Problem
+from phitune.redact import redact
 
 BASE_DIR = "/mnt"                 # KAITO resolves dataset_path and output_dir under this folder
 DATA_DIR = "data"                 # where URLs are downloaded and an input claim is mounted: /mnt/data
@@ -120,11 +121,12 @@ def _data_problems(recipe, spec) -> list[Problem]:
                                 "put the records in data.train and set data.validation_split instead"))
     if spec.input_volume is not None:
         if is_url(train):
-            problems.append(Problem("target.input_volume", f"data.train is a URL ({train}) and target.input_volume "
-                                    "is set: KAITO takes one data source", "remove one of them"))
+            problems.append(Problem("target.input_volume", f"data.train is a URL ({redact(train)}) and "
+                                    "target.input_volume is set: KAITO takes one data source", "remove one of them"))
     elif not train.startswith("https://"):
         where = "an http URL" if train.startswith("http://") else "a local file"
-        problems.append(Problem("data.train", f"{train} is {where}, which a KAITO job on the cluster cannot read",
+        problems.append(Problem("data.train", f"{redact(train)} is {where}, which a KAITO job on the cluster "
+                                "cannot read",
                                 "host the file at an https URL (data.train: https://...), or copy it to a "
                                 "PersistentVolumeClaim and set target.input_volume: CLAIM (the file keeps its name)"))
     suffix = PurePosixPath(dataset_file(recipe)).suffix.lower()

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from phitune.errors import Problem
+from phitune.redact import redact
 from phitune.targets.kaito_presets import CRD_FILE, KAITO_VERSION
 
 # Manifest path prefix -> the recipe field it is made from (longest prefix wins).
@@ -147,7 +148,7 @@ def workspace_admission(ws: dict, tuning_presets) -> list[Problem]:
 
 
 def _input_admission(source: dict) -> list[Problem]:
-    out = [Problem("data.train", f"KAITO refuses the data URL {url!r}: {why}", "use a public https URL")
+    out = [Problem("data.train", f"KAITO refuses the data URL {redact(url)!r}: {why}", "use a public https URL")
            for url in source.get("urls") or [] for why in [_url_problem(url)] if why]
     given = sum(bool(source.get(k)) for k in ("urls", "image", "volumeSource"))
     if given != 1:
