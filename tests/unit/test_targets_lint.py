@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -37,6 +38,7 @@ command: >-
   python run.py --epochs ${{inputs.epochs}} --mode ${{inputs.mode}}
   $[[--extra ${{inputs.extra}}]]
   --data ${{inputs.data}} --out ${{outputs.out}}
+environment: azureml:AzureML-sklearn-1.5@latest
 """
 
 PIPELINE = """\
@@ -89,7 +91,7 @@ def test_clean_component_and_pipeline_pass(tmp_path):
     ("  $[[--extra ${{inputs.extra}}]]\n", "  --extra ${{inputs.extra}}\n",
      "step.yml:25: command: optional input 'extra' is used outside $[[...]]"),
     ("name: step\n", "name: step\ndisplayname: Step\n", "step.yml:4: displayname: unknown key 'displayname'"),
-    ("    type: uri_file\n", "    type: uri_fil\n", "step.yml:18: inputs.data.type: input 'data' has unknown type"),
+    ("    type: uri_file\n", "    type: uri_fil\n", "step.yml:18: inputs.data.type: 'uri_fil' is not one of"),
 ])
 def test_component_rules(tmp_path, old, new, expected):
     assert old in COMPONENT
@@ -140,10 +142,15 @@ def test_finetuning_job_rules(tmp_path, monkeypatch):
         """))
     _, problems = lint_paths([tmp_path / "jobs"])
     text = "\n".join(map(str, problems))
-    assert "ft.yml:3: task: unknown task 'chat'" in text
-    assert "ft.yml:7: hyperparameters.num_train_epochs: hyperparameter values are strings" in text
-    assert "resolves paths against it, not the file" in text and str(tmp_path / "jobs" / "train.jsonl") in text
+    assert "ft.yml:3: task: 'chat' is not one of chat_completion" in text
     assert "no validation_data" in text
+    monkeypatch.chdir(tmp_path / "jobs")  # beside the file and submitted from its folder: fine
+    (tmp_path / "jobs" / "ft.yml").write_text((tmp_path / "jobs" / "ft.yml").read_text().replace("task: chat\n",
+                                              "task: chat_completion\n"))
+    _, problems = lint_paths(["."])
+    text = "\n".join(map(str, problems))
+    assert "ft.yml:7: hyperparameters.num_train_epochs: expected a string, got 1" in text
+    assert "train.jsonl" not in text
 
 
 def test_cli_exits_2_with_locations_and_0_when_clean(tmp_path, capsys):
@@ -153,4 +160,94 @@ def test_cli_exits_2_with_locations_and_0_when_clean(tmp_path, capsys):
     assert f"{tmp_path / 'step.yml'}:24: command:" in err and "Traceback" not in err
     (tmp_path / "step.yml").write_text(COMPONENT)
     assert cli.main(["lint", str(tmp_path)]) == 0
-    assert "ok: 1 Azure ML YAML file(s) clean" in capsys.readouterr().out
+    assert "ok: 1 Azure ML YAML file(s) clean (component)" in capsys.readouterr().out
+
+
+def test_json_format_gives_file_line_key_message_and_fix(tmp_path, capsys):
+    (tmp_path / "step.yml").write_text(COMPONENT.replace("name: step\n", "name: step\ndisplayname: Step\n"))
+    assert cli.main(["lint", str(tmp_path), "--format", "json"]) == 2
+    report = json.loads(capsys.readouterr().out)
+    assert report["checked"] == {str(tmp_path / "step.yml"): "component"}
+    assert report["problems"] == [{"file": str(tmp_path / "step.yml"), "line": 4, "yaml_key": "displayname",
+                                   "message": report["problems"][0]["message"], "fix": "did you mean 'display_name'?"}]
+    (tmp_path / "step.yml").write_text(COMPONENT)
+    assert cli.main(["lint", str(tmp_path), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["problems"] == []
+
+
+def test_a_path_without_azure_ml_yaml_is_an_error(tmp_path, capsys):
+    (tmp_path / "conda.yml").write_text("name: x\ndependencies: [python=3.11]\n")
+    assert cli.main(["lint", str(tmp_path)]) == 2
+    assert f"{tmp_path}: holds no Azure ML YAML" in capsys.readouterr().err
+    assert cli.main(["lint", str(tmp_path / "missing")]) == 2
+
+
+STANDALONE = """\
+$schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json
+type: command
+command: python train.py --lr ${{inputs.lr}} --out ${{outputs.model}}
+environment: azureml:AzureML-sklearn-1.5@latest
+compute: azureml:cpu-cluster
+inputs:
+  lr: 1e-3
+outputs:
+  model:
+    type: uri_folder
+    path: azureml://datastores/${{default_datastore}}/paths/${{name}}/${{output_name}}
+"""
+
+
+def test_standalone_command_job_is_linted_and_templates_and_1e_3_are_valid(tmp_path):
+    (tmp_path / "job.yml").write_text(STANDALONE)
+    assert lint_paths([tmp_path]) == ({tmp_path / "job.yml": "command"}, [])
+    (tmp_path / "job.yml").write_text(STANDALONE.replace("compute:", "comptue:"))
+    _, problems = lint_paths([tmp_path])
+    assert [p.location for p in problems] == [f"{tmp_path / 'job.yml'}:5: comptue"]
+
+
+INLINE_PIPELINE = """\
+$schema: https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json
+type: pipeline
+settings:
+  default_compute: azureml:cpu
+inputs:
+  raw:
+    type: uri_file
+    path: https://example.com/data.csv
+jobs:
+  prep:
+    type: command
+    command: python prep.py --in ${{inputs.raw}} --lr ${{inputs.lr}} --out ${{outputs.clean}}
+    environment: azureml:AzureML-sklearn-1.5@latest
+    inputs:
+      raw: ${{parent.inputs.raw}}
+      lr: 1e-3
+    outputs:
+      clean:
+        type: uri_folder
+  train:
+    type: command
+    command: python train.py --data ${{inputs.data}}
+    environment: azureml:AzureML-sklearn-1.5@latest
+    inputs:
+      data: ${{parent.jobs.prep.outputs.clean}}
+"""
+
+
+def test_inline_pipeline_jobs_are_anonymous_components(tmp_path):
+    """An inline job keeps its own environment, inputs and outputs: nothing to report."""
+    (tmp_path / "pipeline.yml").write_text(INLINE_PIPELINE)
+    assert lint_paths([tmp_path]) == ({tmp_path / "pipeline.yml": "pipeline"}, [])
+    (tmp_path / "pipeline.yml").write_text(INLINE_PIPELINE.replace("outputs.clean}}\n", "outputs.cleaned}}\n", 1))
+    _, problems = lint_paths([tmp_path])
+    assert [str(p).split(" (")[0] for p in problems] == [
+        f"{tmp_path / 'pipeline.yml'}:12: jobs.prep.command: ${{{{outputs.cleaned}}}} names no outputs entry 'cleaned'"]
+
+
+def test_integer_input_rejects_a_fraction_number_input_takes_1e_3(tmp_path):
+    component = COMPONENT.replace("    type: number\n    optional: true\n",
+                                  "    type: number\n    default: 1e-3\n    optional: true\n")
+    _, problems = _lint(tmp_path, component=component)
+    assert problems == []
+    _, problems = _lint(tmp_path, component=component, pipeline=PIPELINE.replace("epochs: 5", "epochs: 2.5"))
+    assert any("pipeline.yml:18: jobs.first.inputs.epochs: input 'epochs' 2.5 is not an integer" in p for p in problems)

@@ -1,0 +1,1 @@
+"""Stand-in Spark entry file for the lint corpus."""

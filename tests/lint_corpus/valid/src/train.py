@@ -1,0 +1,1 @@
+"""Stand-in training script: the lint corpus only needs the code folder to exist."""
