@@ -1,10 +1,14 @@
 """Load the base model and tokenizer named by `model:`: built-in, local folder, or hub id.
 
 Weights load from safetensors only; `trust_remote_code` is whatever the recipe says (off by default).
+A local model whose config.json maps to its own code (`auto_map`) is then loaded with the built-in
+class, and a warning says that its code was not run and how to allow it.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,6 +17,7 @@ from phitune.errors import ModelError, Problem
 if TYPE_CHECKING:
     from phitune.recipe.sections import ModelSpec
 
+log = logging.getLogger("phitune.models")
 DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
 
 
@@ -87,6 +92,7 @@ def load_base_model(spec: "ModelSpec", **kwargs):
     from transformers import AutoModelForCausalLM
 
     source = resolve_model_path(spec)
+    _custom_code_notice(source, spec)
     try:
         model = AutoModelForCausalLM.from_pretrained(
             source,
@@ -99,6 +105,33 @@ def load_base_model(spec: "ModelSpec", **kwargs):
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load model from {source}", [Problem("model.name", _first_line(exc), _hint(source))]) from None
     return model
+
+
+def custom_code_classes(folder: str | Path) -> dict[str, str]:
+    """config.json's `auto_map` (Auto class -> custom code, e.g. `modeling_phi3.Phi3ForCausalLM`), if any."""
+    try:
+        config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    auto_map = config.get("auto_map") if isinstance(config, dict) else None
+    if not isinstance(auto_map, dict):
+        return {}
+    return {str(k): str(v[0] if isinstance(v, (list, tuple)) and v else v) for k, v in auto_map.items()}
+
+
+def _custom_code_notice(source: str, spec: "ModelSpec") -> None:
+    """A local model that ships its own code is loaded with the built-in transformers class unless
+    the recipe trusts it: say so, since the two may differ (silently different results otherwise)."""
+    if spec.trust_remote_code or not Path(source).is_dir():
+        return
+    classes = custom_code_classes(source)
+    if not classes:
+        return
+    code = classes.get("AutoModelForCausalLM") or next(iter(classes.values()))
+    log.warning("%s: config.json's auto_map points at custom code (%s); it was NOT run: the built-in transformers "
+                "class for this model type is used instead. If the model needs its own code, set "
+                "model.trust_remote_code: true in the recipe (or --set model.trust_remote_code=true), only for "
+                "code you have read and trust.", source, code)
 
 
 def _first_line(exc: Exception) -> str:
