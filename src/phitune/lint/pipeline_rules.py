@@ -7,7 +7,8 @@ each seen by loading such pipelines offline with azure-ai-ml 1.35 (`load_job` su
 - an input name a node's component does not declare: the SDK keeps it on the node, Azure drops it.
 - literal node inputs outside the component's `min`/`max`/`enum` or of the wrong type (`epochs: two`).
 - a required component input left unbound, and a node output the component does not declare.
-- `environment:` next to `component:` on a node: the SDK does not send it, the component's runs.
+- `environment:` next to `component:` on a node: the SDK loads it but the node's request body
+  (`_to_rest_object()`) carries no environment, so the component's runs.
 A node with its own `command` (no `component:`) is an anonymous component: its own inputs and outputs
 are what its command may reference.
 """
