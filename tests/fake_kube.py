@@ -38,6 +38,7 @@ class FakeKube:
     forbidden: set = field(default_factory=set)        # namespaces the user may not write to
     kaito_installed: bool = True
     reject_workspace: dict | None = None               # a 422 cause {"field": ..., "message": ...}
+    created_status: dict | None = None                 # the status KAITO's controller gives a new Workspace
     configmaps: dict = field(default_factory=dict)     # (ns, name) -> object
     workspaces: dict = field(default_factory=dict)
     pods: dict = field(default_factory=dict)           # (ns, name) -> (labels, {container: log})
@@ -157,7 +158,10 @@ class FakeKube:
             return 422, status(422, "Invalid", f'Workspace.kaito.sh "{ws}" is invalid: {cause["field"]}: '
                                f'{cause["message"]}', {"name": ws, "group": "kaito.sh", "kind": "Workspace",
                                                        "causes": [cause]})
-        return self._store(self.workspaces, "workspaces", "kaito.sh", method, ns, name, body)
+        code, answer = self._store(self.workspaces, "workspaces", "kaito.sh", method, ns, name, body)
+        if method == "POST" and code == 201 and self.created_status:
+            answer["status"] = self.created_status
+        return code, answer
 
     def _pods(self, method, ns, name, query, body):
         if name is None:

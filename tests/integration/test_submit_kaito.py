@@ -173,3 +173,25 @@ def test_a_sas_url_reaches_the_manifest_whole_and_never_the_terminal(stub, tmp_p
     code, out, err = run(capsys, "submit", write_recipe(tmp_path, data={"train": url}), "--output", str(tmp_path / "S"))
     assert code == 0 and "c2VjcmV0U2ln" not in out + err
     assert stub.workspaces[WS]["tuning"]["input"]["urls"] == [url]  # what KAITO's downloader needs
+
+
+@pytest.mark.parametrize("final, exit_code", [("Completed", 0), ("Failed", 1)])
+def test_submit_wait_follows_the_workspace_to_its_end(stub, tmp_path, capsys, final, exit_code):
+    succeeded = [condition("WorkspaceSucceeded", "True", "workspaceSucceeded", "workspace succeeds")]
+    failed = [condition("JobStarted", "False", "WorkspaceTuningJobStatusFailed", "tuning job failed")]
+    stub.created_status = {"conditions": succeeded if final == "Completed" else failed}
+    code, out, _ = run(capsys, "submit", write_recipe(tmp_path), "--output", str(tmp_path / "S"), "--wait")
+    assert code == exit_code and f"{final}: phi3-support" in out
+
+
+def test_python_api_returns_a_handle_that_follows_the_workspace(stub, tmp_path):
+    from phitune.recipe.load import load_recipe
+    from phitune.targets.submit import submit
+
+    handle = submit(load_recipe({**RECIPE, "target": {"type": "maap"}}), target={**RECIPE["target"], "name": "api-run"},
+                    output_dir=tmp_path / "S")
+    assert handle.id == "api-run" and handle.url.endswith("/apis/kaito.sh/v1beta1/namespaces/ml/workspaces/api-run")
+    assert handle.status() == "Preparing"
+    stub.workspaces[("ml", "api-run")]["status"] = {"conditions": [
+        condition("WorkspaceSucceeded", "True", "workspaceSucceeded", "workspace succeeds")]}
+    assert handle.wait(timeout=5) == "Completed"
