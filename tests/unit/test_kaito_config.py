@@ -135,6 +135,8 @@ def test_input_volume_uses_the_file_name_on_the_claim(tmp_path):
     ({"train": {"deepspeed": {"stage": 2}}}, "train.deepspeed", "DeepSpeed"),
     ({"output": {"merge": True}}, "output.merge", "adapter only"),
     ({"eval": {"before_after": True}}, "eval.before_after", "evaluate"),
+    ({"target": {"output_image": None, "output_volume": "adapters"}}, "target.image_push_secret", "only used"),
+    ({"target": {"output_volume": "adapters"}}, "target.output_image", "both given"),
 ])
 def test_what_kaito_cannot_run_names_the_recipe_field(change, field, words):
     method = change.pop("method", {"type": "lora"})

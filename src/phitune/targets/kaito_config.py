@@ -68,7 +68,8 @@ def dataset_file(recipe) -> str:
 
 def recipe_problems(recipe, spec) -> list[Problem]:
     """What in the recipe KAITO cannot run, each naming the field and the fix."""
-    problems = _method_problems(recipe) + _task_problems(recipe) + _data_problems(recipe, spec)
+    problems = (_method_problems(recipe) + _task_problems(recipe) + _data_problems(recipe, spec)
+                + _output_problems(spec))
     if recipe.train.deepspeed is not None:
         problems.append(Problem("train.deepspeed", "KAITO launches training itself (accelerate, one node) and takes "
                                 "no DeepSpeed config", "remove train.deepspeed"))
@@ -82,6 +83,20 @@ def recipe_problems(recipe, spec) -> list[Problem]:
         problems.append(Problem("eval.before_after", "KAITO's tuning job does not evaluate generations",
                                 "set eval.before_after: false"))
     return problems
+
+
+def _output_problems(spec) -> list[Problem]:
+    if bool(spec.output_image) == bool(spec.output_volume):
+        return [Problem("target.output_image", "the tuning output needs exactly one of an image or a volume "
+                        f"({'both' if spec.output_image else 'neither'} given)",
+                        "set target.output_image (with target.image_push_secret) or target.output_volume, not both")]
+    if spec.output_image and not spec.image_push_secret:
+        return [Problem("target.image_push_secret", "an output image needs the secret used to push it",
+                        "create a docker-registry secret in the namespace and set target.image_push_secret")]
+    if spec.image_push_secret and not spec.output_image:
+        return [Problem("target.image_push_secret", "is only used to push target.output_image",
+                        "remove target.image_push_secret, or set target.output_image")]
+    return []
 
 
 def _method_problems(recipe) -> list[Problem]:
