@@ -46,7 +46,12 @@ def connect(context: str | None = None, namespace: str | None = None, field: str
         from kubernetes import client
 
         configuration = client.Configuration()
-        config.load_incluster_config(client_configuration=configuration)
+        try:
+            config.load_incluster_config(client_configuration=configuration)
+        except ConfigException as exc:
+            raise SubmitError("no usable in-cluster configuration", [Problem(
+                field, f"running in a pod, but its service account cannot be used: {exc}",
+                "mount the pod's service account token, or point KUBECONFIG at a kubeconfig")]) from None
         in_pod = SERVICE_ACCOUNT_NAMESPACE.read_text().strip() if SERVICE_ACCOUNT_NAMESPACE.is_file() else "default"
         return Cluster(client.ApiClient(configuration), namespace or in_pod, None)
     try:
