@@ -77,3 +77,14 @@ def test_a_resolved_recipe_with_every_default_written_reloads():
     recipe = load_recipe({"data": {"train": "x.jsonl"},
                           "task": {"type": "completion", "text_key": "text", "ground_truth_key": "ground_truth"}})
     assert load_recipe(recipe.to_dict()) == recipe
+
+
+def test_data_check_takes_the_ground_truth_key_and_refuses_text_key_alone():
+    from conftest import EXAMPLES, run_cli
+
+    data = str(EXAMPLES / "data" / "textgen-train.jsonl")
+    ok = run_cli("data", "check", data, "--task", "completion", "--text-key", "text", "--ground-truth-key",
+                 "ground_truth", "--no-progress")
+    assert ok.returncode == 0, ok.stderr
+    alone = run_cli("data", "check", data, "--task", "completion", "--text-key", "text", "--no-progress")
+    assert alone.returncode == 2 and "task.text_key" in alone.stderr and "task.learn: all" in alone.stderr

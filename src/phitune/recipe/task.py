@@ -48,28 +48,33 @@ class CompletionTask(Section):
         "target", description="target: loss on the completion / ground truth only; all: on every token.")
 
     @model_validator(mode="after")
-    def _one_key_convention(self) -> "CompletionTask":
+    def _keys_differ(self) -> "CompletionTask":
+        if self.text_key is None and self.ground_truth_key is None and self.prompt_key == self.completion_key:
+            raise ValueError("task.prompt_key and task.completion_key must name different keys")
+        return self
+
+    def key_conflicts(self) -> list[Conflict]:
+        """Key settings that would be ignored or ambiguous, each at the field to change (a key the user
+        names is never silently dropped)."""
+        if self.text_key is None:
+            if self.ground_truth_key is not None:
+                return [Conflict("task.ground_truth_key", "task.ground_truth_key is the target that follows "
+                                 "task.text_key: set task.text_key to the key of the input text too")]
+            return []
         # Compared with the defaults, not model_fields_set: a resolved recipe (every default written) reloads.
         openai = [k for k, default in (("prompt_key", "prompt"), ("completion_key", "completion"))
                   if getattr(self, k) != default]
-        if self.text_key is None:
-            if self.ground_truth_key is not None:
-                raise ValueError("task.ground_truth_key is the target that follows task.text_key: set task.text_key "
-                                 "to the key of the input text too")
-            if self.prompt_key == self.completion_key:
-                raise ValueError("task.prompt_key and task.completion_key must name different keys")
-            return self
         if openai:
             names = " and ".join(f"task.{k}" for k in openai)
-            raise ValueError(f"task.text_key and {names} both name the input/target keys: use text_key + "
-                             f"ground_truth_key (Azure's names) or prompt_key + completion_key, not both")
+            return [Conflict(f"task.{openai[0]}", f"task.text_key and {names} both name the input/target keys: use "
+                             "text_key + ground_truth_key (Azure's names) or prompt_key + completion_key, not both")]
         if self.ground_truth_key is None and self.learn != "all":
-            raise ValueError(f"task.text_key ({self.text_key!r}) alone names no target to learn: set "
-                             "task.ground_truth_key to the key of the target (Azure's data uses 'ground_truth'), "
-                             "or task.learn: all to learn the whole text")
+            return [Conflict("task.text_key", f"task.text_key ({self.text_key!r}) alone names no target to learn: "
+                             "set task.ground_truth_key to the key of the target (Azure's data uses 'ground_truth'), "
+                             "or task.learn: all to learn the whole text")]
         if self.ground_truth_key == self.text_key:
-            raise ValueError("task.text_key and task.ground_truth_key must name different keys")
-        return self
+            return [Conflict("task.ground_truth_key", "task.text_key and task.ground_truth_key must name different keys")]
+        return []
 
     @property
     def input_key(self) -> str | None:
@@ -222,7 +227,8 @@ def uses_head(task) -> bool:
 
 def task_conflicts(recipe) -> list[Conflict]:
     """Cross-section rules of the task, one `Conflict` each (located at the field the fix changes)."""
-    task, problems = recipe.task, []
+    task = recipe.task
+    problems = task.key_conflicts() if task.type == "completion" else []
     if uses_head(task):
         if recipe.train.packing:
             problems.append(Conflict("train.packing", f"task.head: classifier cannot use train.packing (each "
