@@ -147,6 +147,8 @@ def test_inf_and_nan_are_rejected_at_their_own_field(tmp_path):
     assert f"train.epochs ({path}:4): Input should be a finite number" in result.stderr
     assert f"train.weight_decay ({path}:5): Input should be a finite number" in result.stderr
     assert "train.lr" not in result.stderr
+    with pytest.raises(RecipeError, match=r"train.epochs .*less than or equal to 10000"):  # 1e308 x steps is inf too
+        load_recipe(path, ["train.epochs=1e308", "train.weight_decay=0"])
     for override in ("method.alpha=.nan", "data.validation_split=.nan", "train.max_grad_norm=-.inf"):
         with pytest.raises(RecipeError, match="finite number"):
             load_recipe(path, ["method.type=lora", override, "train.epochs=1", "train.weight_decay=0"])

@@ -96,7 +96,8 @@ class DeepSpeedSpec(Section):
 class TrainSpec(Section):
     """`train:` — the optimisation loop. Steps are optimizer steps (after gradient accumulation)."""
 
-    epochs: float = Field(1.0, gt=0, description="Passes over the training data (ignored when max_steps is set).")
+    epochs: float = Field(1.0, gt=0, le=10_000, description="Passes over the training data (ignored when max_steps "
+                          "is set).")  # bounded: epochs x steps per epoch must stay a finite step count
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps; overrides epochs.")
     lr: float = Field(2e-4, gt=0, lt=1.0, description="Peak learning rate.")
     scheduler: Literal["cosine", "linear", "constant"] = "cosine"
