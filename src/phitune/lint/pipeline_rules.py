@@ -29,6 +29,8 @@ from phitune.lint.source import KeyPath, YamlDoc, read_doc
 PARENT_REF = re.compile(r"\$\{\{\s*parent\.(inputs|outputs|jobs)\.([A-Za-z0-9_.-]+?)"
                         r"(?:\.(inputs|outputs)\.([A-Za-z0-9_]+))?(\.[A-Za-z0-9_.]+)?\s*\}\}")
 REMOTE = {"_remote": True}
+# AutoML nodes publish outputs they do not declare (best_model); control-flow nodes bind whole jobs.
+OPAQUE_NODES = {"automl", "do_while", "parallel_for", "if_else"}
 
 
 def check_pipeline(doc: YamlDoc) -> list[Problem]:
@@ -55,11 +57,13 @@ def _component_of(doc: YamlDoc, job: str, node: Any) -> dict | Problem:
     command job is an anonymous component), or REMOTE (registered: its interface is Azure's to check)."""
     if not isinstance(node, dict):
         return {}
+    if node.get("type") in OPAQUE_NODES:
+        return REMOTE
     field = "trial" if node.get("type") == "sweep" else "component"
     ref = node.get(field)
-    if isinstance(ref, dict):
+    if isinstance(ref, dict) and (field == "component" or "inputs" in ref or "outputs" in ref):
         return ref
-    if ref is None:
+    if ref is None or isinstance(ref, dict):  # an inline job, or a sweep's inline trial: the node is the interface
         return {"inputs": node.get("inputs") or {}, "outputs": node.get("outputs") or {}, "_inline": True}
     if not isinstance(ref, str):
         return REMOTE
@@ -88,7 +92,8 @@ def _node_problems(doc: YamlDoc, job: str, node: dict, component: dict, inputs: 
                                     "when it builds the request, so the component's environment runs instead",
                                     "set `environment:` in the component (phitune submit does this for "
                                     "target.environment)"))
-    problems += _binding_problems(doc, base, node, inputs, outputs, jobs, components)
+    if node.get("type") not in OPAQUE_NODES - {"automl"}:
+        problems += _binding_problems(doc, base, node, inputs, outputs, jobs, components)
     if not component.get("_remote"):
         own = {"inputs": _names(component.get("inputs")), "outputs": _names(component.get("outputs"))}
         problems += _own_reference_problems(doc, base, node, own)
@@ -98,6 +103,11 @@ def _node_problems(doc: YamlDoc, job: str, node: dict, component: dict, inputs: 
         scopes = {"inputs": _names(node.get("inputs")), "outputs": _names(node.get("outputs"))}
         for key, text in command_strings(node, base):
             problems += reference_problems(doc, key, text, scopes)
+        if isinstance(node.get("trial"), dict):
+            scopes["search_space"] = _names(node.get("search_space"))
+            for key, text in command_strings(node["trial"], base + ("trial",)):
+                problems += reference_problems(doc, key, text, scopes)
+            problems += path_problems(doc, node["trial"], base + ("trial",))
         problems += path_problems(doc, node, base) + input_path_problems(doc, base + ("inputs",), node.get("inputs"))
         return problems
     declared_in = component.get("inputs") if isinstance(component.get("inputs"), dict) else {}
