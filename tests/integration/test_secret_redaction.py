@@ -137,3 +137,17 @@ def test_one_redaction_function_covers_every_secret_shape():
     assert params["target.sas_token"] == params["target.api_key"] == "REDACTED"
     assert params["data.train"] == redact(TRAIN_URL) and params["eval.max_new_tokens"] == "8"
     assert params["task.token_key"] == "tokens"
+
+
+def test_maap_job_sends_the_real_sas_inputs_while_job_yml_shows_them_redacted(tmp_path):
+    from phitune.recipe.target import MaapTarget
+    from phitune.targets.maap import MaapRunner
+
+    recipe = load_recipe(sas_recipe(tmp_path))
+    out = tmp_path / "out"
+    job, job_file, _ = MaapRunner(MaapTarget(compute="gpu"), out).build(recipe, out)
+    for name, url in (("train_data", TRAIN_URL), ("validation_data", HELD_OUT_URL), ("eval_data", HELD_OUT_URL)):
+        assert job.inputs[name]._data.path == url  # what create_or_update sends
+    text = job_file.read_text()
+    assert redact(TRAIN_URL) in text and redact(HELD_OUT_URL) in text
+    assert_folder_clean(out)
