@@ -15,7 +15,9 @@ from phitune.recipe import load_recipe
 from phitune.recipe.target import MaasTarget
 
 RECIPE = EXAMPLES / "recipes" / "tiny-lora.yaml"
-TARGET = MaasTarget(model="Phi-3-mini-4k-instruct")
+# A pinned version: a short name means /labels/latest, which a real submit first resolves in the registry.
+PHI3 = "azureml://registries/azureml/models/Phi-3-mini-4k-instruct/versions/14"
+TARGET = MaasTarget(model=PHI3)
 JOB_PUT = r"/jobs/[^/?]+\?"
 
 
@@ -103,7 +105,7 @@ def test_cli_prints_one_error_with_the_code_and_exits_2(tmp_path, monkeypatch, c
         monkeypatch.setenv(var, value)
     with FakeAzure() as az:
         az.fail("PUT", JOB_PUT, 403, code="AuthorizationFailed", message="no access")
-        code = cli.main(["submit", str(RECIPE), "--target", "maas", "--set", "target.model=Phi-3-mini-4k-instruct"])
+        code = cli.main(["submit", str(RECIPE), "--target", "maas", "--set", f"target.model={PHI3}"])
     err = capsys.readouterr().err
     assert code == 2
     assert "AuthorizationFailed" in err and "Traceback" not in err

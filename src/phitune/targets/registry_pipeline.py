@@ -15,8 +15,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import yaml
-
 from phitune.errors import Problem, SubmitError
 from phitune.targets import registry_mapping as mapping
 from phitune.targets.handles import AzureJobHandle, DryRunHandle
@@ -77,13 +75,18 @@ class RegistryPipelineRunner:
         }
 
     def write_job(self, recipe, result):
-        from phitune.targets.maap import load_pipeline_job
+        """(job, document): job.yml written with SAS signatures redacted, loaded with azure-ai-ml; the job
+        object gets the real data URLs back (it is what is sent)."""
+        from phitune.targets.maap import _job_yaml_text, _restore_secret_inputs, load_pipeline_job
 
         doc = self.job_document(recipe, result)
         self.out.mkdir(parents=True, exist_ok=True)
         job_file = self.out / "job.yml"
-        job_file.write_text(yaml.safe_dump(doc, sort_keys=False, width=120))
-        return load_pipeline_job(job_file), doc
+        job_file.write_text(_job_yaml_text(doc))
+        job = load_pipeline_job(job_file)
+        for name, node in doc["jobs"].items():
+            _restore_secret_inputs(job.jobs[name], node)
+        return job, doc
 
     # --- submitting -------------------------------------------------------------------------------
 
