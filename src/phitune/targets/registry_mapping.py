@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from phitune.errors import Problem
-from phitune.recipe.azure_names import BY_NAME, recipe_default
+from phitune.recipe.azure_names import recipe_default
 from phitune.targets.pipeline_plan import REGISTRY_MODEL
 from phitune.targets.registry_interfaces import ComponentInterface, check_value
 
@@ -81,6 +81,9 @@ def plan(recipe, spec, data_inputs: dict[str, dict], interface: ComponentInterfa
     problems += model_problems
     if model:
         inputs.update(model)
+        if "huggingface_id" in model:
+            result.notes.append(f"{recipe.model.name} is imported from the Hugging Face hub by the component (its "
+                                "registry tags, allow-list and model defaults exist for registry models only)")
     for name, value in data_inputs.items():
         inputs[name] = Mapped(value, "data.train" if name.startswith("train") else "data.validation", RECIPE)
     _target_inputs(spec, inputs)
@@ -281,7 +284,3 @@ def _explicit(recipe, field: str) -> bool:
         return value != "lora"
     return value != default
 
-
-def name_table_fields() -> dict[str, str]:
-    """Component input -> recipe field, as the migration table (phitune.recipe.azure_names) has it."""
-    return {name: entry.field for name, entry in BY_NAME.items() if entry.field}
