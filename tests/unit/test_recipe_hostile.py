@@ -220,3 +220,13 @@ def test_set_target_field_without_a_target_lists_the_types(tmp_path):
     assert "the keys given fit only maap" in result.stderr
     method = run_cli("validate", str(EXAMPLES / "recipes" / "tiny-lora.yaml"), "--set", "method={r: 4}")
     assert "type must be one of: lora, dora, full" in method.stderr
+
+
+def test_a_long_string_aliased_many_times_is_refused(tmp_path):
+    tags = "\n".join(f"    t{i}: *big" for i in range(100))
+    path = write(tmp_path, f"data:\n  train: {TRAIN}\ndescription: &big '{'x' * 20_000}'\n"
+                           f"target:\n  type: maap\n  tags:\n{tags}\n")
+    result = validate_bounded(str(path))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "characters of text through YAML aliases (*big at line" in result.stderr
+    assert "at most 1,048,576 are allowed" in result.stderr

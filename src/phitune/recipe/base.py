@@ -36,7 +36,8 @@ def _takes_numbers_not_bools(annotation: Any) -> bool:
             kinds.add("number")
         elif origin is typing.Literal:
             for value in typing.get_args(tp):
-                kinds.add("bool" if isinstance(value, bool) else "number" if isinstance(value, (int, float)) else "other")
+                is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+                kinds.add("bool" if isinstance(value, bool) else "number" if is_number else "other")
         elif origin in (typing.Union, types.UnionType, typing.Annotated):
             for arg in typing.get_args(tp):
                 walk(arg)

@@ -6,8 +6,9 @@ itself. Everything that walks the document (the line map, pydantic) would expand
 composed once, and before anything is built from it:
 
 - the file must be at most `MAX_RECIPE_BYTES` and nest at most `MAX_DEPTH` levels;
-- the document, with every alias expanded, must hold at most `MAX_VALUES` values (counted without
-  expanding: each distinct node is sized once), and no anchor may contain itself;
+- the document, with every alias expanded, must hold at most `MAX_VALUES` values and
+  `MAX_EXPANDED_CHARS` characters of text (counted without expanding: each distinct node is sized
+  once), and no anchor may contain itself;
 - a key written twice in one mapping is an error naming both lines (YAML would keep the last one).
 
 JSON (a resolved recipe) gets the same size, depth and duplicate-key rules.
@@ -28,6 +29,7 @@ from phitune.errors import Problem, RecipeError
 MAX_RECIPE_BYTES = 256 * 1024  # a real recipe is a few KB; a label list of thousands fits easily
 MAX_DEPTH = 32  # a recipe nests 4 levels deep
 MAX_VALUES = 100_000  # values after alias expansion (keys, scalars, lists and mappings each count 1)
+MAX_EXPANDED_CHARS = 4 * MAX_RECIPE_BYTES  # text after alias expansion (a long string aliased many times)
 MERGE_TAG = "tag:yaml.org,2002:merge"
 
 LineMap = dict[tuple[str, ...], int]
@@ -138,7 +140,8 @@ def _children(node: Node) -> list[Node]:
 
 def _check_expansion(root: Node, aliases: list[tuple[Node, str, int]], where: str) -> None:
     """Size of the alias-expanded document, each distinct node visited once; cycles are errors."""
-    size: dict[int, int] = {}
+    size: dict[int, int] = {}  # values (keys, scalars, lists, mappings) once every alias is expanded
+    chars: dict[int, int] = {}  # characters of text once every alias is expanded
     on_path: set[int] = set()
     stack: list[tuple[Node, bool]] = [(root, False)]
     while stack:
@@ -146,7 +149,10 @@ def _check_expansion(root: Node, aliases: list[tuple[Node, str, int]], where: st
         key = id(node)
         if children_done:
             on_path.discard(key)
-            size[key] = 1 + sum(size[id(child)] for child in _children(node))
+            children = _children(node)
+            size[key] = 1 + sum(size[id(child)] for child in children)
+            chars[key] = (len(node.value) if isinstance(node, ScalarNode) else 0) + \
+                sum(chars[id(child)] for child in children)
             continue
         if key in size:
             continue
@@ -161,10 +167,18 @@ def _check_expansion(root: Node, aliases: list[tuple[Node, str, int]], where: st
     total = size[id(root)]
     if total > MAX_VALUES:
         node, anchor, line = max(aliases, key=lambda a: size[id(a[0])], default=(root, None, root.start_mark.line + 1))
-        what = f"YAML aliases (*{anchor} at line {line} alone stands for {size[id(node)]:,} values)" if anchor else "values"
+        what = (f"YAML aliases (*{anchor} at line {line} alone stands for {size[id(node)]:,} values)" if anchor
+                else "values")
         raise RecipeError(f"recipe too large: {where}", [Problem(
             f"{where}:{line}", f"the recipe expands to {total:,} values through {what}; at most {MAX_VALUES:,} are "
             "allowed", "write the values out, or alias smaller pieces")])
+    if chars[id(root)] > MAX_EXPANDED_CHARS:  # a long string aliased many times (written into every job file)
+        node, anchor, line = max(aliases, key=lambda a: chars[id(a[0])],
+                                 default=(root, None, root.start_mark.line + 1))
+        raise RecipeError(f"recipe too large: {where}", [Problem(
+            f"{where}:{line}", f"the recipe expands to {chars[id(root)]:,} characters of text"
+            + (f" through YAML aliases (*{anchor} at line {line})" if anchor else "")
+            + f"; at most {MAX_EXPANDED_CHARS:,} are allowed", "write the values out, or alias smaller pieces")])
 
 
 def _line_map(root: Node, where: str) -> LineMap:
