@@ -2,7 +2,15 @@
 
 Checks exactly what training would (same readers, task formatter, chat template and max_seq_len),
 so a clean check means `phitune train` will not stop on the data. Exit 0 if clean, 2 otherwise.
-Stats go to stdout; bad records go to stderr.
+Stats go to stdout; bad records go to stderr: the first PROBLEMS_LISTED and a count, and all of them
+in a file whose path is printed. The file is streamed into the tokenized-data cache, so memory stays
+flat in the file size and a following `phitune train` with the same tokenizer maps it instead of
+tokenizing again.
+
+Token counts are exact only with the model's own tokenizer. Without one (no --model / --recipe, or a
+model whose tokenizer cannot be loaded here, e.g. a hub id offline or an Azure ML registry model),
+lengths are estimated with the built-in tokenizer, the output says so, and no record is rejected on
+an estimate.
 """
 
 from __future__ import annotations
@@ -48,21 +56,21 @@ def register(sub) -> None:
                       help="task.labels: the label set (classification) or BIO tags (ner), comma-separated")
     keys.add_argument("--head", default=None, choices=("generative", "classifier"), help="task.head")
     c.add_argument("--model", default=None,
-                   help="model whose tokenizer and chat template measure lengths (default: the recipe's, else builtin:tiny-phi3)")
+                   help="model whose tokenizer and chat template measure lengths (default: the recipe's; without "
+                        "either, lengths are estimated with builtin:tiny-phi3 and not enforced)")
     c.add_argument("--max-seq-len", type=int, default=None, help="longest allowed example in tokens (default: the recipe's, else 1024)")
     c.add_argument("--recipe", default=None, help="take task keys, model and max_seq_len from this recipe")
+    c.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_set_option(c)
     c.set_defaults(handler=run_check)
 
 
 def run_check(args) -> int:
-    from phitune.data.loader import scan_file
+    from phitune.data.labels import with_task_labels
+    from phitune.data.loader import PROBLEMS_LISTED, file_report, open_tokenized
     from phitune.data.readers import require_local_file
     from phitune.data.records import DataReport
     from phitune.data.stats import distinct_fixes, format_file_report
-    from phitune.models.loader import load_tokenizer
-
-    from phitune.data.labels import with_task_labels
 
     recipe = _recipe_for(args)
     if args.files:
@@ -74,31 +82,88 @@ def run_check(args) -> int:
     for path, display, _ in targets:  # a missing file fails before the (slower) tokenizer load
         require_local_file(path, display)
     recipe = with_task_labels(recipe)  # a classifier head maps labels to ids: read them from data.train
-    tokenizer = load_tokenizer(recipe.model)
+    tokenizer, estimate = _tokenizer_for(args, recipe)
+    max_len = recipe.train.max_seq_len
 
-    report = DataReport()
+    report, tokenized = DataReport(), []
     for path, display, role in targets:
-        scan = scan_file(path, recipe.task, tokenizer, recipe.train.max_seq_len, role=role, display=display)
-        report.files.append(scan.report)
+        file = open_tokenized(path, recipe, tokenizer, display=display, progress=not args.no_progress,
+                              enforce_length=estimate is None)
+        tokenized.append(file)
+        report.files.append(file_report(file, role))
     _check_labels_seen_in_training(recipe, targets, report)
 
-    print(f"tokenizer: {recipe.model.name}; task: {recipe.task.type}; max_seq_len: {recipe.train.max_seq_len}")
-    for file_report in report.files:
-        print(format_file_report(file_report))
+    counted = f"{ESTIMATOR} (an estimate)" if estimate else recipe.model.name
+    print(f"tokenizer: {counted}; task: {recipe.task.type}; max_seq_len: {max_len}")
+    if estimate:
+        print(f"lengths are estimates, counted with {ESTIMATOR}'s tokenizer: {estimate}. No record is rejected for "
+              "its length; pass --model (a local folder or a cached hub id) for exact counts.")
+    over = []
+    for file_report_, file in zip(report.files, tokenized):
+        print(format_file_report(file_report_))
+        if estimate:
+            long_rows = (file.lengths > max_len).nonzero()[0]
+            if len(long_rows):
+                print(f"  about {len(long_rows)} record(s) may be longer than max_seq_len={max_len} (estimated; not rejected)")
+                over.extend((file, int(r)) for r in long_rows[:PROBLEMS_LISTED - len(over)])
+    for file, row in over:
+        print(f"{file.display}:{int(file.lines[row])}: about {int(file.lengths[row])} tokens by {ESTIMATOR}'s count, "
+              f"more than max_seq_len={max_len} (an estimate: not rejected)", file=sys.stderr)
     bad = sum(f.skipped for f in report.files)
     if not bad:
         print("ok: every record is usable")
         return 0
-    for problem in report.problems:
+    problems = report.problems
+    for problem in problems[:PROBLEMS_LISTED]:
         print(f"{problem.location}: {problem.message}", file=sys.stderr)
+    if bad > PROBLEMS_LISTED:
+        print(f"... and {bad - PROBLEMS_LISTED} more", file=sys.stderr)
     fixes = distinct_fixes(report)
     if fixes:
         print("how to fix:", file=sys.stderr)
         for fix in fixes:
             print(f"  - {fix}", file=sys.stderr)
+    for file_report_, file in zip(report.files, tokenized):
+        if file_report_.skipped:
+            listing = _write_problems(file, file_report_)
+            print(f"all {file_report_.skipped} bad record(s) of {file_report_.path}: {listing}", file=sys.stderr)
     print(f"{bad} bad record{'s' if bad != 1 else ''} (training with data.on_error: fail would stop; "
           "with skip it would drop them)", file=sys.stderr)
     return 2
+
+
+ESTIMATOR = "builtin:tiny-phi3"
+
+
+def _tokenizer_for(args, recipe):
+    """(tokenizer, None) with the model's own tokenizer; (the built-in one, why) when it is not available."""
+    from phitune.errors import ModelError
+    from phitune.models.loader import load_tokenizer
+    from phitune.recipe.sections import ModelSpec
+
+    if args.model or args.recipe:
+        try:
+            return load_tokenizer(recipe.model), None
+        except ModelError as exc:
+            reason = exc.problems[0].message if exc.problems else str(exc)
+            why = f"the tokenizer of {recipe.model.name} cannot be loaded here ({reason})"
+    else:
+        why = "no model was given (--model or --recipe)"
+    return load_tokenizer(ModelSpec(name=ESTIMATOR)), why
+
+
+def _write_problems(file, report) -> str:
+    """Every bad record of `file` as FILE:LINE: reason, one per line, beside its cache; the path."""
+    path = file.folder / "problems.txt"
+    listed = {p.location for p in report.problems}
+    with open(path, "w", encoding="utf-8") as out:
+        for _, bad in file.problems():
+            out.write(f"{bad.location}: {bad.message}\n")
+            listed.discard(bad.location)
+        for problem in report.problems:  # found by this check only (labels never seen in training)
+            if problem.location in listed:
+                out.write(f"{problem.location}: {problem.message}\n")
+    return str(path)
 
 
 def _recipe_for(args):

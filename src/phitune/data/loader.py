@@ -270,7 +270,7 @@ def scan_file(path: str, task, tokenizer, max_seq_len: int | None, *, role: str 
         records = max(records, chunk.records)
         bad.extend(chunk.bad)
         lengths.extend(chunk.lengths)
-        examples.extend((r.index, Example(ids, labels, r.location)) for r, ids, labels in chunk.rows)
+        examples.extend((r.index, Example(r.ids.tolist(), r.labels.tolist(), r.location)) for r in chunk.rows)
         samples.extend((r.index, r.location, sample) for r, sample in chunk.samples)
     bad.sort(key=lambda item: -1 if item[0] is None else item[0])
     report = FileReport(path=name, role=role, records=records, used=len(examples) if tokenizer else len(samples))

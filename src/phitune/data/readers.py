@@ -86,8 +86,8 @@ def iter_records(path: str, display: str | None = None,
     """
     display = display or str(path)
     file = require_local_file(path, display)
-    reader = _READERS.get(file.suffix.lower())
-    if reader is None:
+    reader = _READERS.get(file.suffix.lower(), read_jsonl)
+    if reader is read_jsonl:
         return read_jsonl(file, display, max_record_bytes)
     return reader(file, display)
 

@@ -10,6 +10,7 @@ about two chunks of records plus their tokens, whatever the file size.
 from __future__ import annotations
 
 import os
+from array import array
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -18,15 +19,29 @@ from phitune.data.readers import DEFAULT_MAX_RECORD_BYTES, RawRecord, iter_recor
 from phitune.data.records import BadRecord, RecordInvalid
 from phitune.data.tasks import format_record
 
-CHUNK_RECORDS = 512  # records per chunk: big enough for batch encoding, small enough to bound memory
-CHUNK_BYTES = 4 * 1024 * 1024  # ... or fewer, when records are long
+# Records per chunk: enough for the batch encoder to use every core, few enough that two chunks in
+# flight (token ids, offsets and labels are Python lists until masked) stay in the tens of MB.
+CHUNK_RECORDS = 256
+CHUNK_BYTES = 1024 * 1024  # ... or fewer, when records are long
+
+
+@dataclass(frozen=True)
+class Row:
+    """One example: where its record is, and its token ids and labels as compact int32 arrays."""
+
+    index: int  # record index in the file
+    location: str  # FILE:LINE
+    line: int
+    offset: int  # byte offset of the record's line (-1: not seekable)
+    ids: array
+    labels: array
 
 
 @dataclass
 class Chunk:
     """The records of one stretch of the file. `rows` are the records that became examples."""
 
-    rows: list[tuple[RawRecord, list[int], list[int]]] = field(default_factory=list)  # (record, ids, labels)
+    rows: list[Row] = field(default_factory=list)
     lengths: list[int] = field(default_factory=list)  # token count of every tokenized record, too long ones too
     bad: list[tuple[int | None, BadRecord]] = field(default_factory=list)  # in file order
     samples: list[tuple[RawRecord, object]] = field(default_factory=list)  # well-formed records (no tokenizer)
@@ -125,7 +140,8 @@ def _finish(chunk: Chunk, prepared, max_seq_len: int | None) -> Chunk:
             if max_seq_len is not None and len(ids) > max_seq_len:
                 chunk.bad.append((record.index, too_long(record.location, len(ids), max_seq_len)))
                 continue
-            chunk.rows.append((record, ids, labels))
+            chunk.rows.append(Row(record.index, record.location, record.line, record.offset, array("i", ids),
+                                  array("i", labels)))
     chunk.bad.sort(key=lambda item: -1 if item[0] is None else item[0])
     return chunk
 

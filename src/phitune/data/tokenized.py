@@ -15,7 +15,6 @@ import os
 import time
 from array import array
 from collections import Counter
-from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
@@ -84,19 +83,17 @@ def _batch(rows: list, schema):
     import numpy as np
     import pyarrow as pa
 
-    sizes = np.fromiter((len(ids) for _, ids, _ in rows), dtype=np.int32, count=len(rows))
-    offsets = np.zeros(len(rows) + 1, dtype=np.int32)
-    np.cumsum(sizes, out=offsets[1:])
-    total = int(offsets[-1])
-    ids = np.fromiter(chain.from_iterable(r[1] for r in rows), dtype=np.int32, count=total)
-    labels = np.fromiter(chain.from_iterable(r[2] for r in rows), dtype=np.int32, count=total)
-    offsets_arr = pa.array(offsets)
-    return pa.record_batch([
-        pa.ListArray.from_arrays(offsets_arr, pa.array(ids)), pa.ListArray.from_arrays(offsets_arr, pa.array(labels)),
-        pa.array(sizes), pa.array(np.fromiter((r[0].index for r in rows), dtype=np.int64, count=len(rows))),
-        pa.array(np.fromiter((r[0].line for r in rows), dtype=np.int64, count=len(rows))),
-        pa.array(np.fromiter((r[0].offset for r in rows), dtype=np.int64, count=len(rows))),
-    ], schema=schema)
+    sizes = np.fromiter((len(r.ids) for r in rows), dtype=np.int32, count=len(rows))
+    offsets = pa.array(np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32))
+    ids = np.concatenate([np.frombuffer(r.ids, dtype=np.int32) for r in rows])
+    labels = np.concatenate([np.frombuffer(r.labels, dtype=np.int32) for r in rows])
+
+    def column(attr: str):
+        return pa.array(np.fromiter((getattr(r, attr) for r in rows), dtype=np.int64, count=len(rows)))
+
+    return pa.record_batch([pa.ListArray.from_arrays(offsets, pa.array(ids)),
+                            pa.ListArray.from_arrays(offsets, pa.array(labels)), pa.array(sizes),
+                            column("index"), column("line"), column("offset")], schema=schema)
 
 
 class TokenizedFile:
