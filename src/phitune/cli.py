@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "eval_cmd",
     "estimate",
     "data_cmd",
+    "cache_cmd",
     "tiny_model",
     "export_cmd",
     "serve",
