@@ -131,7 +131,10 @@ def compare_methods(recipe_path: str | os.PathLike, methods: Sequence[str], outp
 
 
 def _run_method(recipe_path, method: str, sets: list[str], run_dir: Path) -> MethodRun:
-    cmd = [sys.executable, "-m", "phitune.cli", "train", str(recipe_path), "--output", str(run_dir), "--no-progress"]
+    # --overwrite: a comparison re-runs every method; a finished run from last time is replaced (only
+    # once the new one is complete). An unfinished one is refused by `phitune train` (resume it first).
+    cmd = [sys.executable, "-m", "phitune.cli", "train", str(recipe_path), "--output", str(run_dir), "--no-progress",
+           "--overwrite"]
     for s in sets:
         cmd += ["--set", s]
     run_dir.mkdir(parents=True, exist_ok=True)

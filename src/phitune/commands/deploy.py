@@ -14,6 +14,12 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from pathlib import Path
+
+    from phitune.errors import SubmitError
+    from phitune.models.run_dir import require_finished_run
+
+    require_finished_run(Path(args.job_id), SubmitError)  # a local run folder given by mistake, unfinished
     from phitune.targets.deploy import deploy_serverless
 
     endpoint = deploy_serverless(ml_client_from_args(args), args.job_id, args.serverless)

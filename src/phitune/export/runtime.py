@@ -50,6 +50,9 @@ class OnnxChatModel:
 
         self._og = og
         root = Path(export_dir)
+        from phitune.models.run_dir import require_finished_run
+
+        require_finished_run(root, ExportError)  # a run folder given here must at least be finished
         folder = layout.genai_dir(root)
         if not (folder / "genai_config.json").is_file():
             raise ExportError(

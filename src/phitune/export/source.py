@@ -34,6 +34,7 @@ def describe(path: str | Path) -> ExportSource:
     path = Path(path).resolve()
     if not path.exists():
         raise ExportError(f"no such run or model folder: {path}", [Problem(str(path), "does not exist")])
+    rd.require_finished_run(path, ExportError)
     if not rd.is_run_dir(path):
         if not (path / "config.json").is_file():
             raise ExportError(

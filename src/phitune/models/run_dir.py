@@ -8,6 +8,10 @@ RUN_DIR/
   merged/                output.merge with an adapter method: base + adapter folded together, + tokenizer
   metrics.json           written last: its presence means the run completed
   loss.png, eval.json, checkpoints/step-N/
+
+Every reader (generate, eval, export, serve, deploy, compare) calls `require_finished_run` first: a
+run folder without metrics.json (killed, interrupted, still training, or only checkpoints) is
+refused with the command that resumes it, instead of being used as if it were a finished model.
 """
 
 from __future__ import annotations
@@ -29,6 +33,27 @@ def is_run_dir(path: str | Path) -> bool:
     return (Path(path) / RESOLVED).is_file()
 
 
+def is_unfinished_run(path: str | Path) -> bool:
+    """A folder `phitune train` started (its recipe or checkpoints are there) but did not finish."""
+    path = Path(path)
+    started = (path / RESOLVED).is_file() or (path / CHECKPOINTS).is_dir()
+    return path.is_dir() and started and not (path / METRICS).is_file()
+
+
+def require_finished_run(path: str | Path, error=ModelError) -> None:
+    """Raise `error` (exit 2) when `path` is an unfinished run (see `is_unfinished_run`)."""
+    path = Path(path)
+    if not is_unfinished_run(path):
+        return
+    recipe = path / RESOLVED if (path / RESOLVED).is_file() else "RECIPE"
+    checkpoints = sorted(p.name for p in (path / CHECKPOINTS).glob("step-*")) if (path / CHECKPOINTS).is_dir() else []
+    why = (f"no {METRICS} (training did not complete; last checkpoint {checkpoints[-1]})" if checkpoints
+           else f"no {METRICS} (training did not complete)")
+    raise error(f"unfinished run: resume with phitune train {recipe} --output {path} --resume",
+                [Problem(str(path), why, f"phitune train {recipe} --output {path} --resume"
+                         + ("" if checkpoints else "  (no checkpoint: run without --resume to start again)"))])
+
+
 def run_recipe(path: str | Path):
     from phitune.recipe.load import load_recipe
 
@@ -48,6 +73,7 @@ def load_for_inference(path: str | Path, prefer_merged: bool = True):
     path = Path(path)
     if not path.exists():
         raise ModelError(f"no such run or model folder: {path}", [Problem(str(path), "does not exist")])
+    require_finished_run(path)
     if not is_run_dir(path):
         if not (path / "config.json").is_file():
             raise ModelError(

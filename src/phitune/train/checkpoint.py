@@ -8,19 +8,27 @@ weights as an uninterrupted run:
   rng.json, rng_torch.safetensors   python / numpy / torch RNG states at the data position
   trainer_state.json      step, data position (epoch + micro-batch index), loss and eval history
 Each checkpoint is written to a temporary folder and renamed into place, so a crash mid-write never
-leaves a half checkpoint that `--resume` would pick up.
+leaves a half checkpoint that `--resume` would pick up. A checkpoint damaged later (a truncated file,
+a disk that filled up under another writer) is skipped by `newest_valid_checkpoint`, which says so and
+resumes from the newest one that is whole. A write that fails (disk full) is one TrainError; the
+previous checkpoints are untouched.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import random
 import re
+import struct
+import zipfile
 from pathlib import Path
 from typing import Any
 
 from phitune.models.run_dir import CHECKPOINTS
-from phitune.train.files import atomic_dir
+from phitune.train.files import atomic_dir, writing
+
+log = logging.getLogger("phitune.train")
 
 STATE_FILE = "trainer_state.json"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
@@ -55,7 +63,7 @@ def save_checkpoint(run_dir: Path, step: int, model, optimizer, scheduler, state
     from safetensors.torch import save_file
 
     final = Path(run_dir) / CHECKPOINTS / f"step-{step}"
-    with atomic_dir(final) as tmp:
+    with writing(f"checkpoint step-{step}", final), atomic_dir(final) as tmp:
         save_file(trainable_state(model), str(tmp / "trainable.safetensors"))
         opt_tensors, opt_rest = _split_optimizer_state(optimizer.state_dict())
         save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
@@ -79,6 +87,56 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
         return None
     steps = [(int(m.group(1)), p) for p in root.iterdir() if (m := _STEP_DIR.match(p.name)) and (p / STATE_FILE).is_file()]
     return max(steps)[1] if steps else None
+
+
+def newest_valid_checkpoint(run_dir: Path) -> Path | None:
+    """The newest checkpoint whose files are all whole; each newer damaged one is named with why."""
+    root = Path(run_dir) / CHECKPOINTS
+    if not root.is_dir():
+        return None
+    steps = sorted(((int(m.group(1)), p) for p in root.iterdir() if (m := _STEP_DIR.match(p.name))), reverse=True)
+    for _, path in steps:
+        problem = checkpoint_problem(path)
+        if problem is None:
+            return path
+        log.warning("skipping checkpoint %s: %s", path, problem)
+    return None
+
+
+def checkpoint_problem(path: Path) -> str | None:
+    """Why the checkpoint folder `path` cannot be resumed from (None when it looks whole): a missing
+    trainer state, or a truncated/unreadable safetensors, JSON or torch (zip) file. Reads headers
+    only, so it costs milliseconds even for a large model."""
+    path = Path(path)
+    if not (path / STATE_FILE).is_file():
+        return f"{STATE_FILE} is missing"
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        try:
+            if file.suffix == ".safetensors":
+                _check_safetensors(file)
+            elif file.suffix == ".json":
+                json.loads(file.read_text())
+            elif file.suffix in (".pt", ".bin") and zipfile.is_zipfile(file) is False:
+                raise ValueError("not a complete torch file (truncated?)")
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            return f"{file.relative_to(path)}: {exc}"
+    return None
+
+
+def _check_safetensors(file: Path) -> None:
+    """The header parses and the file is as long as the tensors it lists (a truncated file is not)."""
+    size = file.stat().st_size
+    with open(file, "rb") as fh:
+        head = fh.read(8)
+        if len(head) < 8:
+            raise ValueError(f"truncated ({size} bytes)")
+        (n,) = struct.unpack("<Q", head)
+        if n > size - 8:
+            raise ValueError(f"truncated (header of {n} bytes in a {size}-byte file)")
+        header = json.loads(fh.read(n))
+    end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
+    if 8 + n + end != size:
+        raise ValueError(f"truncated: {size} bytes, the header describes {8 + n + end}")
 
 
 def load_checkpoint(path: Path, model, optimizer, scheduler) -> tuple[dict, dict]:

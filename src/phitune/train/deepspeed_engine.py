@@ -29,7 +29,7 @@ from phitune.errors import Problem, TrainError
 from phitune.models.run_dir import CHECKPOINTS
 from phitune.train import distributed as dist
 from phitune.train.checkpoint import STATE_FILE
-from phitune.train.files import replace_dir
+from phitune.train.files import follow_umask, replace_dir
 
 DS_TAG = "deepspeed"
 DIGEST_ENV = "PHITUNE_DEBUG_RANK_DIGESTS"
@@ -65,9 +65,33 @@ def make_engine(model, recipe, world_size: int, total_steps: int):
     groups = [{"params": decay, "weight_decay": spec.weight_decay}]
     if no_decay:
         groups.append({"params": no_decay, "weight_decay": 0.0})
-    engine, _, _, _ = deepspeed.initialize(model=model, model_parameters=groups, config=engine_config(recipe, world_size),
+    config = engine_config(recipe, world_size)
+    if int(config.get("zero_optimization", {}).get("stage", 0)) == 3:
+        register_container_parameters(model)
+    engine, _, _, _ = deepspeed.initialize(model=model, model_parameters=groups, config=config,
                                            lr_scheduler=lambda opt: make_scheduler(opt, spec, total_steps))
     return engine
+
+
+def register_container_parameters(model) -> int:
+    """ZeRO-3 gathers a partitioned parameter just before the forward of the module that owns it. A
+    parameter held in an nn.ParameterDict / ParameterList is owned by that container, whose forward
+    never runs: its parent reads it directly (PEFT's LoRA on an embedding keeps lora_embedding_A/B
+    so, IA3 its scaling vectors). Unregistered, the parent sees an empty partition (LoRA on
+    embed_tokens: "Padding_idx must be within num_embeddings"). Registering each such parameter as
+    an external parameter of the parent makes ZeRO-3 gather it for the parent's forward. Returns how
+    many were registered."""
+    import torch
+    from deepspeed.runtime.zero.partition_parameters import register_external_parameter
+
+    count = 0
+    for parent in model.modules():
+        for child in parent.children():
+            if isinstance(child, (torch.nn.ParameterDict, torch.nn.ParameterList)):
+                for param in child.parameters(recurse=False):
+                    register_external_parameter(parent, param)
+                    count += 1
+    return count
 
 
 def zero_stage(engine) -> int:
@@ -90,6 +114,7 @@ def save_checkpoint(engine, run_dir: Path, step: int, state: dict, rng: dict, wo
     dist.barrier()
     if world.is_main:
         (partial / STATE_FILE).write_text(json.dumps(state, indent=1))
+        follow_umask(partial)
         replace_dir(partial, final)
     dist.barrier()
     return final

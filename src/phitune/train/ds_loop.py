@@ -13,6 +13,7 @@ window) / (its label tokens): the same as one process with a world_size times la
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from pathlib import Path
@@ -22,12 +23,15 @@ from phitune.train import deepspeed_engine as dse
 from phitune.train import distributed as dist
 from phitune.train.loop import TrainLoop, _defer_sigint
 from phitune.train.loss import IGNORE_INDEX, count_targets, model_inputs, token_loss_sum
+from phitune.train.signals import stop_for
 
 
 class DeepSpeedLoop(TrainLoop):
-    def __init__(self, *, engine, world: dist.World, **kwargs):
+    def __init__(self, *, engine, world: dist.World, stop=None, **kwargs):
         super().__init__(model=engine, optimizer=engine.optimizer, scheduler=engine.lr_scheduler, **kwargs)
         self.engine, self.world = engine, world
+        self.stop = stop  # phitune.train.signals.StopRequests: signals this rank received
+        self._agreed_stop = False  # every rank saw the same stop request: a collective checkpoint is safe
 
     def _step(self, window: list) -> dict:
         import torch
@@ -36,7 +40,10 @@ class DeepSpeedLoop(TrainLoop):
         batches = [self._collate(rb) for rb in window]
         local_targets = sum(count_targets(b) for b in batches)
         local_tokens = sum(len(self.examples[i]) for rb in window if not rb.dummy for i in rb.indices)
-        n_targets, tokens = (int(v) for v in dist.all_reduce_sum([local_targets, local_tokens]))
+        signum = self.stop.signum if self.stop is not None else 0
+        # the stop flags ride on the all-reduce every step makes anyway: all ranks see the same sums
+        n_targets, tokens, n_term, n_int = (int(v) for v in dist.all_reduce_sum(
+            [local_targets, local_tokens, signum == signal.SIGTERM, signum == signal.SIGINT]))
         scale = self.world.size / max(n_targets, 1)
         local_loss = 0.0
         for batch in batches:
@@ -54,6 +61,9 @@ class DeepSpeedLoop(TrainLoop):
             record = self._record_step(window_len=len(window), tokens=tokens, n_targets=n_targets, loss=loss_value,
                                        lr=lr, grad_norm=grad_norm, started=t0)
         self._log_step(record)
+        if n_term or n_int:  # finish this step on every rank, then checkpoint together and stop
+            self._agreed_stop = True
+            raise stop_for(signal.SIGTERM if n_term else signal.SIGINT)
         return record
 
     def _collate(self, rank_batch: dist.RankBatch) -> dict:
@@ -89,9 +99,11 @@ class DeepSpeedLoop(TrainLoop):
         return loss
 
     def save(self) -> Path | None:
-        """Collective checkpoint. Not on Ctrl-C: the signal reaches each rank at a different point,
-        so a collective save could wait forever; the last `train.save_every` checkpoint is kept."""
-        if sys.exc_info()[0] is KeyboardInterrupt or self._saved_step == self.state.global_step:
+        """Collective checkpoint. After a KeyboardInterrupt only when every rank agreed to stop at this
+        step (a signal, see `_step`); one raised on a single rank (e.g. by a callback) would leave the
+        others waiting, so then the last `train.save_every` checkpoint is kept."""
+        stopping = isinstance(sys.exc_info()[1], KeyboardInterrupt)
+        if (stopping and not self._agreed_stop) or self._saved_step == self.state.global_step:
             return None
         self.state.extra["world_size"] = self.world.size
         path = dse.save_checkpoint(self.engine, self.run_dir, self.state.global_step, self.state.to_dict(),

@@ -24,19 +24,33 @@ from phitune.train import distributed as dist
 log = logging.getLogger("phitune.train")
 
 
-def train_distributed(recipe, output_dir: str | os.PathLike, *, resume: bool = False, callbacks: Sequence[Any] = (),
-                      tracker=None, progress: bool = True):
-    """Same contract as `phitune.train.run.train`; rank 0's RunResult is returned on every rank."""
+def train_distributed(recipe, output_dir: str | os.PathLike, *, resume: bool = False, overwrite: bool = False,
+                      callbacks: Sequence[Any] = (), tracker=None, progress: bool = True):
+    """Same contract as `phitune.train.run.train`; rank 0's RunResult is returned on every rank.
+    Rank 0 holds the run folder's lock; SIGINT / SIGTERM make every rank stop after the same step and
+    write a checkpoint together (phitune.train.signals.StopRequests)."""
+    from phitune.train.run_folder import FolderScope
+    from phitune.train.signals import StopRequests
+
     world = dist.init_process_group()
     if not world.is_main:  # rank 0 reports progress and data summaries; the others only warnings
         logging.getLogger("phitune").setLevel(max(logging.WARNING, logging.getLogger("phitune").getEffectiveLevel()))
     try:
-        return _train_rank(world, recipe, Path(output_dir), resume, callbacks, tracker, progress)
+        with StopRequests() as stop, FolderScope() as folders:
+            return _train_rank(world, recipe, Path(output_dir), resume, overwrite, folders, stop, callbacks, tracker,
+                               progress)
     finally:
         dist.destroy_process_group()
 
 
-def _train_rank(world: dist.World, recipe, run_dir: Path, resume: bool, callbacks, tracker, progress: bool):
+def _open_folder(folders, run_dir: Path, resume: bool, overwrite: bool) -> tuple[Path, Path | None]:
+    """On rank 0: lock and check the run folder; every rank gets (where to write, what to resume)."""
+    folder = folders.open(run_dir, resume=resume, overwrite=overwrite)
+    return folder.work, folder.resume_from
+
+
+def _train_rank(world: dist.World, recipe, final_dir: Path, resume: bool, overwrite: bool, folders, stop, callbacks,
+                tracker, progress: bool):
     from phitune.data import load_eval_records, load_examples, plan_batches, prepare_data
     from phitune.data.loader import cache_sharing, check_same_data, data_identity
     from phitune.evaluate.run import loss_batches
@@ -51,7 +65,7 @@ def _train_rank(world: dist.World, recipe, run_dir: Path, resume: bool, callback
     from phitune.train.schedule import total_steps
 
     spec = recipe.train
-    resume_from = dist.on_main(world, lambda: single._prepare_run_dir(run_dir, resume))
+    run_dir, resume_from = dist.on_main(world, lambda: _open_folder(folders, final_dir, resume, overwrite))
 
     tokenizer = load_tokenizer(recipe.model)
     if resume_from is not None:  # refuse changed data before spending time tokenizing it
@@ -66,6 +80,7 @@ def _train_rank(world: dist.World, recipe, run_dir: Path, resume: bool, callback
     records = load_eval_records(recipe, eval_examples) if recipe.eval.before_after else []
     model = load_trainable_model(recipe)
     if world.is_main:
+        folders.folder.begin()  # every check passed: from here on the run folder is written
         write_resolved(recipe, run_dir / layout.RESOLVED)
 
     pad_id = tokenizer.pad_token_id
@@ -107,15 +122,15 @@ def _train_rank(world: dist.World, recipe, run_dir: Path, resume: bool, callback
         loop = DeepSpeedLoop(engine=engine, world=world, spec=spec, examples=train_examples, eval_batches=eval_batches,
                              plan_epoch=plan_epoch, collate=single.make_collator(recipe, pad_id, engine.module),
                              state=state, run_dir=run_dir, tracker=tracker, callbacks=callbacks,
-                             progress=progress and world.is_main)
-        state = single.run_loop(loop, rng, tracker, lambda: _interrupted(run_dir, state, world))
+                             progress=progress and world.is_main, stop=stop)
+        state = single.run_loop(loop, rng, tracker, lambda: _interrupted(final_dir, run_dir, state, world))
         eval_after = None
         if recipe.eval.before_after and evaluating:
             eval_after = single._evaluate(engine.module, tokenizer, recipe, records, eval_batches, "after")
         dse.write_rank_digest(engine, world)
         model = dse.consolidated_model(engine, recipe, world)
         result = dist.on_main(world, lambda: single._finish(model, tokenizer, recipe, run_dir, state, report,
-                                                            eval_after, tracker))
+                                                            eval_after, tracker, folders.folder))
         return result
     except (TrainingInterrupted, KeyboardInterrupt):
         raise
@@ -124,27 +139,25 @@ def _train_rank(world: dist.World, recipe, run_dir: Path, resume: bool, callback
         raise
 
 
-def _interrupted(run_dir: Path, state, world: dist.World) -> TrainingInterrupted:
+def _interrupted(final_dir: Path, run_dir: Path, state, world: dist.World) -> TrainingInterrupted:
     from phitune.train.checkpoint import latest_checkpoint
 
     latest = latest_checkpoint(run_dir)
-    where = (f"the last checkpoint is {latest}" if latest is not None
+    where = (f"checkpoint saved in {latest}" if latest is not None
              else "no checkpoint was written yet (set train.save_every)")
-    fix = (f"resume with: phitune train RECIPE --output {run_dir} --nproc {world.size} --resume" if latest is not None
+    fix = (f"resume with: phitune train RECIPE --output {final_dir} --nproc {world.size} --resume" if latest is not None
            else "start again; set train.save_every to write checkpoints")
-    return TrainingInterrupted(
-        f"training interrupted at step {state.global_step} of {state.total_steps}; {where} "
-        "(a distributed run does not checkpoint on Ctrl-C: the ranks stop at different points)",
-        [Problem(str(run_dir), "the run is incomplete", fix)])
+    return TrainingInterrupted(f"training interrupted at step {state.global_step} of {state.total_steps}; {where}",
+                               [Problem(str(final_dir), "the run is incomplete", fix)])
 
 
-def check_launchable(recipe, output_dir: str | os.PathLike, resume: bool) -> None:
+def check_launchable(recipe, output_dir: str | os.PathLike, resume: bool, overwrite: bool = False) -> None:
     """What can be checked before starting processes, so a problem is reported once, cleanly: the run
-    folder can take this run (rank 0 repeats this; the second time finds nothing to do), the
+    folder can take this run and nobody holds its lock (rank 0 checks again and keeps the lock), the
     DeepSpeed config builds from the recipe, and deepspeed is installed."""
-    from phitune.train.run import _prepare_run_dir
+    from phitune.train.run_folder import open_run_folder
 
-    _prepare_run_dir(Path(output_dir), resume)
+    open_run_folder(Path(output_dir), resume=resume, overwrite=overwrite).release()
     if recipe.train.deepspeed is not None:
         from phitune.distributed.ds_config import deepspeed_config
 

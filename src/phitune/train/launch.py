@@ -18,6 +18,8 @@ import sys
 from phitune.errors import Problem, TrainError
 from phitune.train import distributed as dist
 
+SHUTDOWN_TIMEOUT_S = 300
+
 
 def child_argv(args, output: str) -> list[str]:
     """The `phitune train ...` arguments each rank runs: the same command (its --nproc only shapes
@@ -25,7 +27,8 @@ def child_argv(args, output: str) -> list[str]:
     argv = ["train", args.recipe, "--output", output, "--nproc", str(args.nproc)]
     for override in args.overrides:
         argv += ["--set", override]
-    for flag, on in (("--resume", args.resume), ("--no-progress", args.no_progress), ("--verbose", args.verbose)):
+    for flag, on in (("--resume", args.resume), ("--overwrite", getattr(args, "overwrite", False)),
+                     ("--no-progress", args.no_progress), ("--verbose", args.verbose)):
         if on:
             argv.append(flag)
     return argv
@@ -41,7 +44,10 @@ def launch(nproc: int, argv: list[str]) -> int:
     dist.prepare_env_for_children(nproc)
     args = get_args_parser().parse_args([
         "--nproc_per_node", str(nproc), "--nnodes", "1", "--master_addr", "127.0.0.1",
-        "--master_port", str(dist.free_port()), "--module", "phitune.cli"])
+        "--master_port", str(dist.free_port()), "--module", "phitune.cli",
+        # on SIGINT/SIGTERM torchrun passes the signal on and waits this long before SIGKILL: time for
+        # the ranks to finish their step and write the checkpoint together
+        "--shutdown_timeout", str(SHUTDOWN_TIMEOUT_S)])
     args.training_script_args = list(argv)  # not parsed by torchrun (it would take --nproc for its own option)
     logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
     try:
@@ -50,9 +56,9 @@ def launch(nproc: int, argv: list[str]) -> int:
         rank, failure = min(exc.failures.items())
         print(f"rank {rank} of {nproc} failed with exit code {failure.exitcode}", file=sys.stderr)
         return failure.exitcode if failure.exitcode > 0 else 1
-    except SignalException as exc:  # Ctrl-C or a kill: torchrun already stopped the ranks
+    except SignalException as exc:  # Ctrl-C or SIGTERM: torchrun passed it on and waited for the ranks
         print(f"interrupted ({exc.sigval.name}); the ranks were stopped", file=sys.stderr)
-        return 130
+        return 128 + int(exc.sigval)
     return 0
 
 

@@ -7,16 +7,14 @@ Exactness choices:
 - the data order is a pure function of (seed, epoch) and the position is (epoch, micro-batch
   index); with the RNG states taken right after each optimizer step, a checkpoint written at any
   step boundary resumes to bit-identical weights;
-- Ctrl-C cannot land between the optimizer update and the bookkeeping that records it (SIGINT is
-  deferred for those few microseconds), so the saved state is always consistent.
+- Ctrl-C or SIGTERM cannot land between the optimizer update and the bookkeeping that records it
+  (both are deferred for those few microseconds), so the saved state is always consistent; either
+  one saves a checkpoint of the last completed step (phitune.train.signals).
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-import signal
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -238,21 +236,9 @@ class TrainLoop:
         self._saved_step = self.state.global_step
 
 
-@contextlib.contextmanager
 def _defer_sigint():
-    """Hold Ctrl-C while the weights and the step counter change together (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received: list = []
-    try:
-        previous = signal.signal(signal.SIGINT, lambda *args: received.append(args))
-    except ValueError:  # not allowed here (e.g. embedded interpreter)
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
-        if received:
-            raise KeyboardInterrupt
+    """Hold Ctrl-C and SIGTERM while the weights and the step counter change together
+    (phitune.train.signals.deferred)."""
+    from phitune.train.signals import deferred
+
+    return deferred()

@@ -8,10 +8,11 @@ metrics.json last: its presence is what says the run completed.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 from phitune.models import run_dir as layout
-from phitune.train.files import atomic_dir, write_json_atomic
+from phitune.train.files import atomic_dir, write_json_atomic, writing
 
 # Everything a previous run may have left in a run folder (a fresh run into it removes these).
 RUN_ENTRIES = (layout.TOKENIZER, layout.ADAPTER, layout.FULL_MODEL, layout.MERGED, layout.CHECKPOINTS,
@@ -20,9 +21,15 @@ RUN_ENTRIES = (layout.TOKENIZER, layout.ADAPTER, layout.FULL_MODEL, layout.MERGE
 
 def save_model_outputs(model, tokenizer, recipe, run_dir: Path) -> dict[str, Path]:
     """tokenizer/, then adapter/ (PEFT methods) or model/ (full), then merged/ when output.merge."""
+    from phitune.lazy_imports import no_deepspeed_probe
+
+    with writing("the trained model", run_dir), no_deepspeed_probe():
+        return _save_model_outputs(model, tokenizer, recipe, Path(run_dir))
+
+
+def _save_model_outputs(model, tokenizer, recipe, run_dir: Path) -> dict[str, Path]:
     from phitune.models.adapters import is_adapter_model
 
-    run_dir = Path(run_dir)
     written: dict[str, Path] = {}
     with atomic_dir(run_dir / layout.TOKENIZER) as tmp:
         tokenizer.save_pretrained(tmp)
@@ -30,23 +37,41 @@ def save_model_outputs(model, tokenizer, recipe, run_dir: Path) -> dict[str, Pat
     if is_adapter_model(model):
         with atomic_dir(run_dir / layout.ADAPTER) as tmp:
             model.save_pretrained(tmp, safe_serialization=True)
+            tokenizer.save_pretrained(tmp)  # the adapter folder travels alone (e.g. pushed to a hub)
         written["adapter"] = run_dir / layout.ADAPTER
         if recipe.output.merge:
             merged = model.merge_and_unload()
-            with atomic_dir(run_dir / layout.MERGED) as tmp:
+            with atomic_dir(run_dir / layout.MERGED) as tmp, inference_config(merged):
                 merged.save_pretrained(tmp, safe_serialization=True)
                 tokenizer.save_pretrained(tmp)
             written["merged"] = run_dir / layout.MERGED
     else:
-        with atomic_dir(run_dir / layout.FULL_MODEL) as tmp:
+        with atomic_dir(run_dir / layout.FULL_MODEL) as tmp, inference_config(model):
             model.save_pretrained(tmp, safe_serialization=True)
             tokenizer.save_pretrained(tmp)
         written["model"] = run_dir / layout.FULL_MODEL
     return written
 
 
-def plot_loss(history: list[dict], eval_history: list[dict], path: Path) -> Path:
-    """Train (per step) and eval loss curves. Uses matplotlib's Figure directly: no pyplot global
+
+@contextmanager
+def inference_config(model):
+    """Save a model ready for inference: training turns the KV cache off (`use_cache: false`, needed
+    with gradient checkpointing and padding-free rows); a saved model should generate with it on."""
+    config = getattr(model, "config", None)
+    before = getattr(config, "use_cache", None)
+    if config is not None:
+        config.use_cache = True
+    try:
+        yield
+    finally:
+        if config is not None:
+            config.use_cache = before
+
+
+def plot_loss(history: list[dict], eval_history: list[dict], path: Path, before_eval_loss: float | None = None) -> Path:
+    """Train (per step) and eval loss curves, the eval curve starting from the held-out loss measured
+    before training (step 0) when there is one. Uses matplotlib's Figure directly: no pyplot global
     state and no display backend, so it works headless and in threads."""
     from matplotlib.figure import Figure
 
@@ -54,8 +79,13 @@ def plot_loss(history: list[dict], eval_history: list[dict], path: Path) -> Path
     ax = fig.subplots()
     if history:
         ax.plot([h["step"] for h in history], [h["loss"] for h in history], label="train loss", linewidth=1.2)
-    if eval_history:
-        ax.plot([e["step"] for e in eval_history], [e["eval_loss"] for e in eval_history], "o-", label="eval loss")
+    evals = [(e["step"], e["eval_loss"]) for e in eval_history]
+    if before_eval_loss is not None and not any(step == 0 for step, _ in evals):
+        evals.insert(0, (0, before_eval_loss))
+        ax.annotate(f"before training {before_eval_loss:.3g}", (0, before_eval_loss), textcoords="offset points",
+                    xytext=(8, 4), fontsize=8)
+    if evals:
+        ax.plot([s for s, _ in evals], [v for _, v in evals], "o-", label="eval loss")
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("token cross-entropy")
     ax.grid(alpha=0.3)
@@ -63,8 +93,12 @@ def plot_loss(history: list[dict], eval_history: list[dict], path: Path) -> Path
     fig.tight_layout()
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    fig.savefig(tmp)
-    os.replace(tmp, path)
+    with writing("the loss chart", path):
+        try:
+            fig.savefig(tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
     return path
 
 
@@ -114,4 +148,5 @@ def build_metrics(state, *, trainable: int, total: int, data_report: dict, outpu
 
 
 def write_metrics(run_dir: Path, metrics: dict) -> Path:
-    return write_json_atomic(Path(run_dir) / layout.METRICS, metrics)
+    with writing("metrics.json", run_dir):
+        return write_json_atomic(Path(run_dir) / layout.METRICS, metrics)

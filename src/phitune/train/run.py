@@ -53,16 +53,31 @@ class RunResult:
         return self.metrics.get("eval_after")
 
 
-def train(recipe, output_dir: str | os.PathLike, *, resume: bool = False, callbacks: Sequence[Any] = (),
-          tracker=None, progress: bool = True) -> RunResult:
+def train(recipe, output_dir: str | os.PathLike, *, resume: bool = False, overwrite: bool = False,
+          callbacks: Sequence[Any] = (), tracker=None, progress: bool = True) -> RunResult:
     """Train `recipe` (a Recipe, or a path to a recipe file) into `output_dir`.
 
-    resume: continue from the latest checkpoints/step-N/ (same final weights as never stopping).
+    resume: continue from the newest valid checkpoints/step-N/ (same final weights as never stopping).
+    overwrite: replace a finished run in `output_dir`; the new run is built beside it and swapped in
+    only when complete (phitune.train.run_folder). Without it a finished run there is refused.
     callbacks: objects with `on_step_end(StepInfo)`; raising KeyboardInterrupt there acts as Ctrl-C.
     tracker: a `phitune.tracking.Tracker` to use instead of the recipe's (e.g. NullTracker on rank != 0).
-    Raises RecipeError / DataError / ModelError / TrainError for bad input, TrainingInterrupted on Ctrl-C
-    (after saving a checkpoint).
+    Raises RecipeError / DataError / ModelError / TrainError for bad input (nothing in `output_dir` is
+    touched until the recipe, data and model have all been checked), TrainingInterrupted on Ctrl-C or
+    SIGTERM (after saving a checkpoint; exit code 130 or 143).
     """
+    from phitune.commands.quiet import quiet_libraries
+    from phitune.train.run_folder import FolderScope
+    from phitune.train.signals import sigterm_as_interrupt
+
+    quiet_libraries()  # Python API users get the CLI's quiet output too (PHITUNE_VERBOSE=1 shows all)
+
+    with sigterm_as_interrupt(), FolderScope() as folders:
+        return _train(recipe, output_dir, folders, resume=resume, overwrite=overwrite, callbacks=callbacks,
+                      tracker=tracker, progress=progress)
+
+
+def _train(recipe, output_dir, folders, *, resume: bool, overwrite: bool, callbacks, tracker, progress: bool) -> RunResult:
     from phitune.data import load_eval_records, load_examples, plan_batches
     from phitune.data.loader import check_same_data, data_identity
     from phitune.evaluate.run import loss_batches
@@ -84,11 +99,15 @@ def train(recipe, output_dir: str | os.PathLike, *, resume: bool = False, callba
     if wants_distributed(recipe):  # train.deepspeed or WORLD_SIZE > 1: one rank of a DeepSpeed run
         from phitune.train.ds_run import train_distributed
 
-        return train_distributed(recipe, output_dir, resume=resume, callbacks=callbacks, tracker=tracker,
-                                 progress=progress)
-    spec, run_dir = recipe.train, Path(output_dir)
-    resume_from = _prepare_run_dir(run_dir, resume)
+        return train_distributed(recipe, output_dir, resume=resume, overwrite=overwrite, callbacks=callbacks,
+                                 tracker=tracker, progress=progress)
+    folder = folders.open(output_dir, resume=resume, overwrite=overwrite)  # checks and locks; writes nothing
+    spec, run_dir = recipe.train, folder.work
+    resume_from = folder.resume_from
 
+    from phitune.status import status
+
+    status(f"reading data: {_data_names(recipe)}")
     tokenizer = load_tokenizer(recipe.model)
     if resume_from is not None:  # refuse changed data before spending time tokenizing it
         check_same_data(recipe, resume_from / ckpt.STATE_FILE)
@@ -97,8 +116,10 @@ def train(recipe, output_dir: str | os.PathLike, *, resume: bool = False, callba
     records = load_eval_records(recipe, eval_examples) if recipe.eval.before_after else []
     # Base (quantized for QLoRA), gradient checkpointing, then the method; seeded after loading so the
     # adapter init is reproducible (phitune.models.build is the one place that knows every method).
+    status(f"loading the model: {recipe.model.name} ({recipe.method.type})")
     model = load_trainable_model(recipe)
     device = place_model(model)
+    folder.begin()  # every check passed: from here on the run folder is written
     write_resolved(recipe, run_dir / layout.RESOLVED)
 
     pad_id = tokenizer.pad_token_id
@@ -130,16 +151,19 @@ def train(recipe, output_dir: str | os.PathLike, *, resume: bool = False, callba
             if resume_from is None:
                 tracker.log_params(recipe.flat_params())
                 if recipe.eval.before_after:
-                    state.extra["eval_before"] = _evaluate(model, tokenizer, recipe, records, eval_batches, "before")
+                    state.extra["eval_before"] = _evaluate(model, tokenizer, recipe, records, eval_batches, "before",
+                                                           progress)
             else:
                 log.info("resuming %s from %s (step %d of %d)", run_dir, resume_from.name, state.global_step, steps)
             loop = TrainLoop(model=model, optimizer=optimizer, scheduler=scheduler, spec=spec, examples=train_examples,
                              eval_batches=eval_batches, plan_epoch=lambda epoch: plan_epoch(epoch=epoch),
                              collate=make_collator(recipe, pad_id, model), state=state,
                              run_dir=run_dir, tracker=tracker, callbacks=callbacks, progress=progress)
-            state = run_loop(loop, rng, tracker, lambda: _interrupted(run_dir, state))
-            eval_after = _evaluate(model, tokenizer, recipe, records, eval_batches, "after") if recipe.eval.before_after else None
-            return _finish(model, tokenizer, recipe, run_dir, state, report, eval_after, tracker)
+            state = run_loop(loop, rng, tracker, lambda: _interrupted(folder, state))
+            eval_after = (_evaluate(model, tokenizer, recipe, records, eval_batches, "after", progress)
+                          if recipe.eval.before_after else None)
+            status("saving the model")
+            return _finish(model, tokenizer, recipe, run_dir, state, report, eval_after, tracker, folder)
     except (TrainingInterrupted, KeyboardInterrupt):
         raise
     except BaseException:
@@ -147,14 +171,22 @@ def train(recipe, output_dir: str | os.PathLike, *, resume: bool = False, callba
         raise
 
 
-def _finish(model, tokenizer, recipe, run_dir: Path, state, report, eval_after, tracker) -> RunResult:
+def _finish(model, tokenizer, recipe, run_dir: Path, state, report, eval_after, tracker, folder=None) -> RunResult:
+    """Write the outputs into `run_dir` (metrics.json last), then make it the run in `folder.final`
+    (the swap that replaces a finished run happens only here)."""
     from phitune.train.outputs import build_metrics, count_params, plot_loss, save_model_outputs, write_metrics
 
+    final_dir = folder.final if folder is not None else run_dir
     trainable, total = count_params(model)
-    outputs = save_model_outputs(model, tokenizer, recipe, run_dir)
+    outputs = {name: final_dir / path.relative_to(run_dir)
+               for name, path in save_model_outputs(model, tokenizer, recipe, run_dir).items()}
     metrics = build_metrics(state, trainable=trainable, total=total, data_report=report.to_dict(), outputs=outputs,
                             eval_before=state.extra.get("eval_before"), eval_after=eval_after)
-    plot_loss(state.history, state.eval_history, run_dir / "loss.png")
+    from phitune.model_card import write_run_cards
+
+    write_run_cards(outputs, recipe, metrics, run_dir)  # README.md in adapter/, model/, merged/
+    plot_loss(state.history, state.eval_history, run_dir / "loss.png",
+              before_eval_loss=(state.extra.get("eval_before") or {}).get("eval_loss"))
     final = {k: metrics[k] for k in ("final_train_loss", "final_eval_loss", "tokens_per_s", "train_runtime_s",
                                      "peak_rss_mb", "trainable_params", "total_params", "train_tokens")}
     for when in ("before", "after"):
@@ -164,20 +196,29 @@ def _finish(model, tokenizer, recipe, run_dir: Path, state, report, eval_after, 
     write_metrics(run_dir, metrics)  # last: its presence means the run is complete
     for name in (layout.METRICS, "loss.png", layout.RESOLVED):
         tracker.log_artifact(run_dir / name)
+    if folder is not None:
+        folder.commit()
     describe = tracker.describe() if hasattr(tracker, "describe") else type(tracker).__name__
     run_id = getattr(tracker, "run_id", None)
     tracker.close("FINISHED")
-    return RunResult(run_dir, metrics, outputs, describe, run_id)
+    return RunResult(final_dir, metrics, outputs, describe, run_id)
 
 
-def _evaluate(model, tokenizer, recipe, records, eval_batches, when: str) -> dict:
+def _evaluate(model, tokenizer, recipe, records, eval_batches, when: str, progress: bool = False) -> dict:
     from phitune.evaluate.run import evaluate_model
+    from phitune.status import status
 
-    log.info("evaluating held-out generations %s training (%d records)", when, len(records))
-    result = evaluate_model(model, tokenizer, recipe.task.type, records, eval_batches, recipe.eval.max_new_tokens)
+    status(f"evaluating {when} training ({len(records)} held-out records)")
+    result = evaluate_model(model, tokenizer, recipe.task.type, records, eval_batches, recipe.eval.max_new_tokens,
+                            progress=progress, desc=f"eval {when}")
     result.metrics["samples"] = [{k: row[k] for k in ("source", "reference", "prediction", "correct")}
                                  for row in result.predictions[:5]]
     return result.metrics
+
+
+def _data_names(recipe) -> str:
+    names = [Path(p).name for p in (recipe.data.train, recipe.data.validation) if p]
+    return ", ".join(names) or "(none)"
 
 
 def seed_everything(seed: int) -> None:
@@ -198,45 +239,6 @@ def _as_recipe(recipe):
     from phitune.recipe.load import load_recipe
 
     return load_recipe(recipe)
-
-
-def _prepare_run_dir(run_dir: Path, resume: bool) -> Path | None:
-    """The checkpoint to resume from (or None), after checking the folder can take this run."""
-    from phitune.train.checkpoint import latest_checkpoint
-
-    latest = latest_checkpoint(run_dir)
-    finished = (run_dir / layout.METRICS).is_file()
-    if resume:
-        if finished:
-            raise TrainError(f"the run in {run_dir} already finished", [Problem(
-                str(run_dir), "metrics.json is there, so there is nothing to resume",
-                "run without --resume to train again (it replaces the run), or choose another --output")])
-        if latest is None:
-            raise TrainError(f"nothing to resume in {run_dir}", [Problem(
-                str(run_dir), "no checkpoints/step-N/ folder", "run without --resume to start a new run")])
-        return latest
-    if latest is not None and not finished:
-        raise TrainError(f"{run_dir} holds an unfinished run (last checkpoint {latest.name})", [Problem(
-            str(run_dir), "starting over would delete its checkpoints",
-            "add --resume to continue it, or choose another --output, or delete the folder")])
-    if finished:
-        log.warning("replacing the finished run in %s", run_dir)
-        _clear_run(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return None
-
-
-def _clear_run(run_dir: Path) -> None:
-    import shutil
-
-    from phitune.train.outputs import RUN_ENTRIES
-
-    for name in RUN_ENTRIES:
-        path = run_dir / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
 
 
 def _fingerprint(recipe) -> dict[str, str]:
@@ -270,20 +272,26 @@ def make_collator(recipe: "Recipe", pad_id: int, model):
 
 
 def run_loop(loop, rng, tracker, interrupted):
-    """Run `loop` to its last step, from `rng` when resuming; on Ctrl-C mark the tracked run KILLED and
-    raise `interrupted()` (the loop has saved a checkpoint by then)."""
+    """Run `loop` to its last step, from `rng` when resuming; on Ctrl-C or SIGTERM mark the tracked run
+    KILLED and raise `interrupted()` (the loop has saved a checkpoint by then) with the signal's exit
+    code (130 or 143)."""
+    from phitune.train.signals import exit_code, signal_name
+
     if rng is not None:
         loop.restore_rng(rng)
     try:
         return loop.run()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         tracker.close("KILLED")
-        raise interrupted() from None
+        error = interrupted()
+        stopped = TrainingInterrupted(f"{error.summary} (stopped by {signal_name(stop)})", error.problems)
+        stopped.exit_code = exit_code(stop)
+        raise stopped from None
 
 
-def _interrupted(run_dir: Path, state) -> TrainingInterrupted:
-    path = run_dir / layout.CHECKPOINTS / f"step-{state.global_step}"
+def _interrupted(folder, state) -> TrainingInterrupted:
+    path = folder.work / layout.CHECKPOINTS / f"step-{state.global_step}"
     return TrainingInterrupted(
         f"training interrupted at step {state.global_step} of {state.total_steps}; checkpoint saved in {path}",
-        [Problem(str(run_dir), "the run is incomplete",
-                 f"resume with: phitune train RECIPE --output {run_dir} --resume  (Python: train(recipe, out, resume=True))")])
+        [Problem(str(folder.final), "the run is incomplete",
+                 f"resume with: phitune train RECIPE --output {folder.final} --resume  (Python: train(recipe, out, resume=True))")])
