@@ -1,82 +1,157 @@
-"""phitune's training_config.yaml through KAITO's own parser (tests/kaito_upstream: cli.py + parser.py
-of the pinned KAITO release): each section becomes the class KAITO's tuning image builds from it,
-with the values phitune wrote.
+"""The generated training_config.yaml (golden files, which test_kaito_config.py ties to the generator)
+checked section by section against the classes KAITO's tuning image builds from it:
+TrainingArguments -> trl SFTConfig, LoraConfig -> peft LoraConfig (KAITO subclasses it), QuantizationConfig
+-> transformers BitsAndBytesConfig (KAITO subclasses it), DataCollator -> transformers
+DataCollatorForLanguageModeling; ModelConfig and DatasetConfig are KAITO's own dataclasses, whose keys
+and value types phitune records in kaito_config.KAITO_SECTION_FIELDS.
 
-LoraConfig is the one section not run through HfArgumentParser: with the installed peft its
-`trainable_token_indices` field is a Union the parser rejects (KAITO's image pins an older peft), so
-its keys are checked against the dataclass and built the way fine_tuning.py builds it."""
+Each check is a function the last tests feed a misspelled key, so they are shown to fail."""
 
 from __future__ import annotations
 
 import dataclasses
 import enum
-import sys
+import inspect
 from pathlib import Path
 
 import pytest
 import yaml
 
-UPSTREAM = Path(__file__).resolve().parents[1] / "kaito_upstream"
+from phitune.targets.kaito_config import KAITO_SECTION_FIELDS
+from phitune.targets.kaito_schema import KNOWN_SECTIONS
+
 GOLDEN = Path(__file__).parent / "golden"
 
 pytestmark = pytest.mark.slow  # imports torch, transformers, peft and trl
 
 
-@pytest.fixture(scope="module")
-def kaito_parser():
-    sys.path.insert(0, str(UPSTREAM))
-    try:
-        import parser as kaito_parser  # KAITO's parser.py (the stdlib `parser` module is gone since 3.10)
-
-        assert Path(kaito_parser.__file__).parent == UPSTREAM
-        yield kaito_parser
-    finally:
-        sys.path.remove(str(UPSTREAM))
-        for name in ("parser", "cli"):
-            sys.modules.pop(name, None)
+def sections(golden: str) -> dict:
+    return yaml.safe_load((GOLDEN / f"kaito_training_config_{golden}.yaml").read_text())["training_config"]
 
 
 def plain(value):
-    if isinstance(value, enum.Enum):
-        return value.value
-    if type(value).__module__ == "torch":  # ModelConfig turns torch_dtype into a torch.dtype
-        return str(value).removeprefix("torch.")
-    return value
+    return value.value if isinstance(value, enum.Enum) else value
 
 
-@pytest.mark.parametrize("golden", ["lora", "qlora"])
-def test_kaito_parses_every_section_into_its_class(kaito_parser, golden):
-    sections = yaml.safe_load((GOLDEN / f"kaito_training_config_{golden}.yaml").read_text())["training_config"]
-    assert set(sections) <= set(kaito_parser.CONFIG_CLASS_MAP)
-    for name, section in sections.items():
-        cls = kaito_parser.CONFIG_CLASS_MAP[name]
-        fields = {f.name for f in dataclasses.fields(cls)}
-        assert set(section) <= fields, f"{name}: {set(section) - fields} are not fields of {cls.__name__}"
-        if name == "LoraConfig":
-            continue
-        # bf16 needs a GPU when SFTConfig is built; this machine has none, the cluster has.
-        given = {**section, "use_cpu": True} if name == "TrainingArguments" else dict(section)
-        parsed = kaito_parser.parse_section(name, given)
-        assert isinstance(parsed, cls)
-        for key, value in section.items():
-            assert plain(getattr(parsed, key)) == value, f"{name}.{key}"
+def check_training_arguments(section: dict):
+    from trl import SFTConfig
+
+    # The cluster has a GPU for bf16; this machine has none, so the config is built for the CPU.
+    config = SFTConfig(**section, use_cpu=True)  # a key SFTConfig lacks is a TypeError
+    for key, value in section.items():
+        assert plain(getattr(config, key)) == value, f"TrainingArguments.{key}"
+    return config
 
 
-@pytest.mark.parametrize("golden", ["lora", "qlora"])
-def test_lora_section_builds_peft_config_like_fine_tuning_py(kaito_parser, golden):
+def check_lora_config(section: dict):
     from peft import LoraConfig
 
-    section = yaml.safe_load((GOLDEN / f"kaito_training_config_{golden}.yaml").read_text())["training_config"]["LoraConfig"]
-    ext = kaito_parser.CONFIG_CLASS_MAP["LoraConfig"](**section)
-    config = LoraConfig(**dataclasses.asdict(ext))
-    assert (config.r, config.lora_alpha, config.lora_dropout, config.bias) == (16, 32, 0.1, "none")
-    assert set(config.target_modules) == {"qkv_proj", "o_proj", "gate_up_proj", "down_proj"}
+    config = LoraConfig(**section)  # a dataclass: an unknown key is a TypeError
+    for key, value in section.items():
+        got = getattr(config, key)
+        assert (set(got) if key == "target_modules" else got) == (set(value) if key == "target_modules" else value), key
+    return config
 
 
-def test_qlora_section_makes_a_quantizable_bitsandbytes_config(kaito_parser):
+def check_quantization_config(section: dict):
+    import torch
     from transformers import BitsAndBytesConfig
 
-    section = yaml.safe_load((GOLDEN / "kaito_training_config_qlora.yaml").read_text())["training_config"]
-    parsed = kaito_parser.parse_section("QuantizationConfig", dict(section["QuantizationConfig"]))
-    bnb = BitsAndBytesConfig(**dataclasses.asdict(parsed))  # what fine_tuning.py does
-    assert bnb.is_quantizable() and bnb.load_in_4bit and bnb.bnb_4bit_quant_type == "nf4"
+    # BitsAndBytesConfig swallows unknown keywords (**kwargs) with a warning: require named parameters.
+    named = set(inspect.signature(BitsAndBytesConfig.__init__).parameters) - {"self", "kwargs"}
+    assert set(section) <= named, f"QuantizationConfig: {set(section) - named} are not BitsAndBytesConfig parameters"
+    config = BitsAndBytesConfig(**section)
+    for key, value in section.items():
+        got = getattr(config, key)
+        assert (str(got).removeprefix("torch.") if isinstance(got, torch.dtype) else got) == value, key
+    return config
+
+
+def check_kaito_section(name: str, section: dict):
+    fields = KAITO_SECTION_FIELDS[name]
+    assert set(section) <= set(fields), f"{name}: {set(section) - set(fields)} are not fields KAITO reads"
+    for key, value in section.items():
+        kind = fields[key]
+        ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
+        assert ok or (kind is float and type(value) is int), f"{name}.{key}: {value!r} is not {kind.__name__}"
+
+
+@pytest.mark.parametrize("golden", ["lora", "qlora"])
+def test_every_section_is_one_kaito_reads(golden):
+    found = sections(golden)
+    assert set(found) <= set(KNOWN_SECTIONS)
+    assert ("QuantizationConfig" in found) == (golden == "qlora")
+
+
+@pytest.mark.parametrize("golden", ["lora", "qlora"])
+def test_training_arguments_round_trip_through_sft_config(golden):
+    config = check_training_arguments(sections(golden)["TrainingArguments"])
+    assert config.output_dir == "/mnt/output" and config.bf16 and config.save_strategy.value == "steps"
+
+
+@pytest.mark.parametrize("golden", ["lora", "qlora"])
+def test_lora_section_builds_a_peft_lora_config(golden):
+    config = check_lora_config(sections(golden)["LoraConfig"])
+    assert (config.r, config.lora_alpha, config.lora_dropout, config.bias) == (16, 32, 0.1, "none")
+    assert set(config.target_modules) == {"qkv_proj", "o_proj", "gate_up_proj", "down_proj"}  # Phi-3's fused names
+
+
+def test_qlora_section_makes_a_quantizable_4bit_nf4_config():
+    import torch
+
+    bnb = check_quantization_config(sections("qlora")["QuantizationConfig"])
+    assert bnb.is_quantizable() and bnb.load_in_4bit and not bnb.load_in_8bit
+    assert bnb.bnb_4bit_quant_type == "nf4" and bnb.bnb_4bit_use_double_quant
+    assert bnb.bnb_4bit_compute_dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("golden", ["lora", "qlora"])
+@pytest.mark.parametrize("name", ["ModelConfig", "DatasetConfig", "DataCollator"])
+def test_kaito_own_sections_use_only_fields_kaito_reads(golden, name):
+    check_kaito_section(name, sections(golden)[name])
+
+
+def test_model_dtype_names_a_torch_dtype():
+    import torch
+
+    for golden in ("lora", "qlora"):
+        dtype = sections(golden)["ModelConfig"]["torch_dtype"]  # KAITO turns it into getattr(torch, name)
+        assert isinstance(getattr(torch, dtype, None), torch.dtype), dtype
+
+
+def test_data_collator_section_builds_the_causal_lm_collator(tiny_model_dir):
+    from transformers import AutoTokenizer, DataCollatorForLanguageModeling
+
+    real = {f.name for f in dataclasses.fields(DataCollatorForLanguageModeling)}
+    assert set(KAITO_SECTION_FIELDS["DataCollator"]) <= real
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    collator = DataCollatorForLanguageModeling(tokenizer=tokenizer, **sections("lora")["DataCollator"])
+    assert collator.mlm is False
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    batch = collator([{"input_ids": [5, 6, 7]}])
+    assert batch["labels"].tolist() == [[5, 6, 7]]  # causal LM: the labels are the inputs
+
+
+MISSPELLED = [
+    ("TrainingArguments", check_training_arguments, "learning_rat", 1e-4),
+    ("LoraConfig", check_lora_config, "lora_alpah", 32),
+    ("QuantizationConfig", check_quantization_config, "bnb_4bit_quant_typ", "nf4"),
+    ("ModelConfig", lambda s: check_kaito_section("ModelConfig", s), "dtype", "bfloat16"),
+    ("DatasetConfig", lambda s: check_kaito_section("DatasetConfig", s), "message_column", "messages"),
+    ("DataCollator", lambda s: check_kaito_section("DataCollator", s), "mlm_prob", 0.1),
+]
+
+
+@pytest.mark.parametrize("name, check, key, value", MISSPELLED, ids=[m[0] for m in MISSPELLED])
+def test_a_misspelled_key_fails_the_check(name, check, key, value):
+    section = {**sections("qlora")[name], key: value}
+    with pytest.raises((AssertionError, TypeError)):
+        check(section)
+
+
+def test_a_wrongly_typed_value_fails_the_check():
+    with pytest.raises(AssertionError):
+        check_kaito_section("DatasetConfig", {**sections("lora")["DatasetConfig"], "shuffle_seed": "7"})
+    with pytest.raises(AssertionError):
+        check_kaito_section("DataCollator", {"mlm": "false"})

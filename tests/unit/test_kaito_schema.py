@@ -1,5 +1,5 @@
-"""The offline checks of the KAITO manifests: the pinned Workspace CRD schema and KAITO's admission
-rules, each with planted violations, each naming the recipe field to correct."""
+"""The offline checks of the KAITO manifests: phitune's description of KAITO's Workspace schema and
+KAITO's admission rules, each with planted violations, each naming the recipe field to correct."""
 
 from __future__ import annotations
 
@@ -80,6 +80,10 @@ PLANTED_WORKSPACE = [
     (("tuning", "output", "volumeSource"), {"persistentVolumeClaim": {"claimName": "out"}}, "target.output_image"),
     (("metadata", "name"), "Phi3_Support", "target.name"),
     (("resource", "labelSelector"), None, "target.label_selector"),     # required
+    (("resource", "labelSelector", "matchExpressions"), [{"key": "gpu"}], "target.label_selector"),  # operator required
+    (("resource", "labelSelector", "matchLabels"), {"gpu": 100}, "target.label_selector"),  # map of strings
+    (("resource", "instanceType"), ["Standard_NC24ads_A100_v4"], "target.instance_type"),  # type
+    (("tuning", "output", "imagePushSecret"), {"name": "acr-push"}, "target.image_push_secret"),  # type
 ]
 
 
@@ -106,6 +110,8 @@ PLANTED_CONFIG = [
     ("lora", lambda c: c["TrainingArguments"].update(output_dir="/"), "training_config.TrainingArguments.output_dir", "directory"),
     ("lora", lambda c: c["TrainingArguments"].update(output_dir="../../etc"), "training_config.TrainingArguments.output_dir", "directory"),
     ("lora", lambda c: c["TrainingArguments"].update(output_dir=7), "training_config.TrainingArguments.output_dir", "string"),
+    ("lora", lambda c: c["DatasetConfig"].update(message_column="messages"), "training_config.DatasetConfig.message_column", "reads no key"),
+    ("lora", lambda c: c["ModelConfig"].update(dtype="bfloat16"), "training_config.ModelConfig.dtype", "reads no key"),
 ]
 
 

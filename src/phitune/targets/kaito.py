@@ -2,8 +2,8 @@
 
 The recipe becomes a ConfigMap holding KAITO's `training_config.yaml` (phitune.targets.kaito_config)
 and a `kaito.sh/v1beta1` Workspace with a `tuning:` section (kaito_manifest). Both are checked offline
-against the pinned CRD schema and KAITO's admission rules (kaito_schema) before anything is written;
-`--dry-run` writes them to `OUTPUT/kaito.yaml` (`kubectl apply -f` ready), a submit applies them
+against phitune's description of KAITO's Workspace schema and its admission rules (kaito_schema) before
+anything is written; `--dry-run` writes them to `OUTPUT/kaito.yaml` (`kubectl apply -f` ready), a submit applies them
 with the Kubernetes API (kaito_client). The job handle is the Workspace: `phitune status|logs|cancel
 NAME --target kaito [--namespace NS] [--context CTX]`.
 """

@@ -43,6 +43,24 @@ TRAINING_ARGUMENTS = {
 LORA_CONFIG = {"method.r": "r", "method.alpha": "lora_alpha", "method.dropout": "lora_dropout",
                "method.bias": "bias", "method.target_modules": "target_modules"}
 
+# The keys, and the value types, of the sections KAITO's tuning image reads into its own classes, as
+# defined by KAITO v0.12.0 in presets/workspace/tuning/text-generation/cli.py: ModelConfig and
+# DatasetConfig, and ExtDataCollator (transformers' DataCollatorForLanguageModeling; the script supplies
+# the tokenizer). The image parses each section with HfArgumentParser, which fails on any other key.
+# The other sections are library classes (SFTConfig, peft LoraConfig, BitsAndBytesConfig):
+# tests/unit/test_kaito_parser.py builds those from the generated file.
+KAITO_SECTION_FIELDS: dict[str, dict[str, type]] = {
+    "ModelConfig": {"pretrained_model_name_or_path": str, "state_dict": dict, "cache_dir": str,
+                    "force_download": bool, "proxies": str, "output_loading_info": bool, "local_files_only": bool,
+                    "revision": str, "trust_remote_code": bool, "torch_dtype": str, "device_map": str,
+                    "chat_template": str},
+    "DatasetConfig": {"dataset_path": str, "dataset_extension": str, "shuffle_dataset": bool, "shuffle_seed": int,
+                      "context_column": str, "response_column": str, "messages_column": str,
+                      "train_test_split": float},
+    "DataCollator": {"mlm": bool, "whole_word_mask": bool, "mlm_probability": float, "mask_replace_prob": float,
+                     "random_replace_prob": float, "pad_to_multiple_of": int, "return_tensors": str, "seed": int},
+}
+
 
 def field_value(recipe, dotted: str):
     value = recipe

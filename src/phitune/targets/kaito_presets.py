@@ -1,9 +1,8 @@
-"""KAITO's tuning presets (pinned in phitune/assets/kaito/): which preset a recipe's model is, and which
-LoRA target modules that preset's architecture really has."""
+"""KAITO's tuning presets as phitune summarises them (phitune/assets/kaito/tuning_presets.yaml): which
+preset a recipe's model is, and which LoRA target modules that preset's architecture really has."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -13,9 +12,7 @@ import yaml
 from phitune.errors import Problem
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "kaito"
-CRD_FILE = ASSETS / "kaito.sh_workspaces.yaml"
 KAITO_VERSION = "v0.12.0"
-_HF_COMMIT = re.compile(r"^https://huggingface\.co/(?P<repo>[^/]+/[^/]+)/commit/(?P<revision>[0-9a-f]+)$")
 
 
 @dataclass(frozen=True)
@@ -30,19 +27,12 @@ class TuningPreset:
 
 @lru_cache(maxsize=1)
 def tuning_presets() -> dict[str, TuningPreset]:
-    supported = yaml.safe_load((ASSETS / "supported_models.yaml").read_text())["models"]
-    repos = {}
-    for entry in supported:
-        match = _HF_COMMIT.match(str(entry.get("version", "")))
-        if match and not entry.get("deprecated"):
-            repos[entry["name"]] = (match["repo"], match["revision"])
     tuning = yaml.safe_load((ASSETS / "tuning_presets.yaml").read_text())
     out = {}
-    for name, model_type in tuning["presets"].items():
-        arch = tuning["architectures"][model_type]
-        repo, revision = repos[name]
-        out[name] = TuningPreset(name, repo, revision, model_type, tuple(arch["linear_modules"]),
-                                 tuple(arch["peft_default_targets"]))
+    for name, preset in tuning["presets"].items():
+        arch = tuning["architectures"][preset["model_type"]]
+        out[name] = TuningPreset(name, preset["hf_repo"], preset["revision"], preset["model_type"],
+                                 tuple(arch["linear_modules"]), tuple(arch["peft_default_targets"]))
     return out
 
 

@@ -1,8 +1,8 @@
-"""Offline checks of the two manifests before anything is written or sent: the Workspace against the
-pinned CRD's `v1beta1` openAPIV3Schema (as the API server validates it, unknown fields rejected the way
-`kubectl apply`'s strict field validation does), then KAITO's admission rules (api/v1beta1/
-workspace_validation.go and tuning_config_validation.go). Each failure names the recipe field it
-comes from.
+"""Offline checks of the two manifests before anything is written or sent: the Workspace against
+phitune's description of KAITO's v1beta1 Workspace schema (kaito_workspace_schema.py; unknown fields
+rejected the way `kubectl apply`'s strict field validation does), then KAITO's admission rules,
+re-expressed here from api/v1beta1/workspace_validation.go and tuning_config_validation.go of the
+KAITO release in KAITO_VERSION. Each failure names the recipe field it comes from.
 """
 
 from __future__ import annotations
@@ -10,14 +10,15 @@ from __future__ import annotations
 import ipaddress
 import posixpath
 import re
-from functools import lru_cache
 from urllib.parse import urlsplit
 
 import yaml
 
 from phitune.errors import Problem
 from phitune.redact import redact
-from phitune.targets.kaito_presets import CRD_FILE, KAITO_VERSION
+from phitune.targets.kaito_config import KAITO_SECTION_FIELDS
+from phitune.targets.kaito_presets import KAITO_VERSION
+from phitune.targets.kaito_workspace_schema import WORKSPACE
 
 # Manifest path prefix -> the recipe field it is made from (longest prefix wins).
 RECIPE_FIELD = {
@@ -59,28 +60,18 @@ def recipe_field(path: str) -> str:
     return path
 
 
-@lru_cache(maxsize=1)
 def workspace_schema() -> dict:
-    crd = yaml.safe_load(CRD_FILE.read_text())
-    version = next(v for v in crd["spec"]["versions"] if v["name"] == "v1beta1")
-    return version["schema"]["openAPIV3Schema"]
+    return WORKSPACE
 
 
 def schema_errors(value, schema: dict, path: str = "") -> list[tuple[str, str]]:
-    """(path, message) for every place `value` breaks a Kubernetes structural schema."""
+    """(path, message) for every place `value` breaks a schema node of kaito_workspace_schema.py."""
     errors: list[tuple[str, str]] = []
-    for sub in schema.get("allOf", []):
-        errors += schema_errors(value, sub, path)
     kind = schema.get("type")
     if kind and not _has_type(value, kind):
-        return errors + [(path, f"must be of type {kind}, got {type(value).__name__}")]
+        return [(path, f"must be of type {kind}, got {type(value).__name__}")]
     if "enum" in schema and value not in schema["enum"]:
         errors.append((path, f"must be one of {', '.join(map(str, schema['enum']))}, got {value!r}"))
-    if isinstance(value, str):
-        if len(value) > schema.get("maxLength", len(value)) or len(value) < schema.get("minLength", 0):
-            errors.append((path, f"length {len(value)} is outside {schema.get('minLength', 0)}..{schema.get('maxLength')}"))
-        if "pattern" in schema and not re.search(schema["pattern"], value):
-            errors.append((path, f"{value!r} does not match {schema['pattern']}"))
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value < schema.get("minimum", value):
         errors.append((path, f"must be at least {schema['minimum']}"))
     if isinstance(value, list) and "items" in schema:
@@ -93,14 +84,14 @@ def schema_errors(value, schema: dict, path: str = "") -> list[tuple[str, str]]:
 
 def _object_errors(value: dict, schema: dict, path: str) -> list[tuple[str, str]]:
     errors = [(_join(path, key), "is required") for key in schema.get("required", []) if key not in value]
-    properties, extra = schema.get("properties", {}), schema.get("additionalProperties")
+    fields, values = schema.get("fields", {}), schema.get("values")
     for key, item in value.items():
         where = _join(path, key)
-        if key in properties:
-            errors += schema_errors(item, properties[key], where)
-        elif isinstance(extra, dict):
-            errors += schema_errors(item, extra, where)
-        elif properties and not schema.get("x-kubernetes-preserve-unknown-fields") and path != "metadata":
+        if key in fields:
+            errors += schema_errors(item, fields[key], where)
+        elif values is not None:
+            errors += schema_errors(item, values, where)
+        elif not schema.get("open"):
             errors.append((where, f"unknown field (KAITO {KAITO_VERSION}'s Workspace has no {key!r} here)"))
     return errors
 
@@ -200,6 +191,10 @@ def configmap_admission(cm: dict, method: str) -> list[Problem]:
         return [Problem("training_config.yaml", "expected a `training_config` map")]
     out = [Problem(f"training_config.{s}", f"KAITO does not know the section {s!r}", f"use {', '.join(KNOWN_SECTIONS)}")
            for s in sections if s not in KNOWN_SECTIONS]
+    out += [Problem(f"training_config.{s}.{key}", f"KAITO's tuning image reads no key {key!r} in {s}",
+                    f"use {', '.join(fields)}")
+            for s, fields in KAITO_SECTION_FIELDS.items() if isinstance(sections.get(s), dict)
+            for key in sections[s] if key not in fields]
     return out + _quantization_admission(sections, method) + _output_dir_admission(sections)
 
 
