@@ -3,10 +3,10 @@
 A SAS URL (`https://acct.blob.core.windows.net/c/train.jsonl?sv=...&sig=...`) may be a recipe's data
 input: it reaches Azure only as that input. Every other copy (printed lines and error messages, log
 records, `resolved_recipe.json`, `job.yml`, `request.json`, MLflow parameters and job tags) goes
-through `redact`, which keeps the resource and the non-secret fields (`sv`, `se`, `sp`, ... say what
-the token allows and until when, which helps debugging) and replaces the values of:
+through `redact`, which keeps the resource and the non-secret fields (`sv`, `sp`, `sr`, ... say what
+the token allows, which helps debugging) and replaces the values of:
 
-- SAS signing fields: `sig`, and the user-delegation key fields `skoid`, `sktid`, `skt`, `ske`,
+- SAS signing fields: `sig`, `se` (the signed expiry, part of what is signed), and the user-delegation key fields `skoid`, `sktid`, `skt`, `ske`,
   `sks`, `skv`;
 - query parameters named like credentials: `key`, `code`, `token`, `*_key`, `*-key`, `*token`,
   `secret`, `password`, `sas`;
@@ -24,7 +24,7 @@ import re
 from typing import Any, Mapping
 
 REDACTED = "REDACTED"
-SIGNING_FIELDS = ("sig", "skoid", "sktid", "skt", "ske", "sks", "skv")
+SIGNING_FIELDS = ("sig", "se", "skoid", "sktid", "skt", "ske", "sks", "skv")
 _VALUE = r"[^&#\s\"'<>;,)\]]+"
 _QUERY_NAME = r"(?:[A-Za-z0-9_.-]*(?:key|token)|code|secret|password|passwd|sas|sastoken)"
 _PATTERNS: list[tuple[re.Pattern, str]] = [

@@ -59,7 +59,7 @@ def test_dry_run_artefacts_and_output_show_sig_redacted(tmp_path, target, extra)
     assert {"job.yml", "request.json"} <= set(files)
     request = files["request.json"].read_text()
     assert f"{BLOB}/train.jsonl?" in request and "sig=REDACTED" in request and "skoid=REDACTED" in request
-    assert "se=2030-01-01" in request  # what the token allows and until when stays readable
+    assert "se=REDACTED" in request and "sp=r" in request  # expiry is a signing field; permissions stay readable
     assert "sig=REDACTED" in files["job.yml"].read_text()
     if target == "maap":
         resolved = json.loads(files["resolved_recipe.json"].read_text())
