@@ -23,7 +23,8 @@ def azure(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with FakeAzure() as az:
         recipe = load_recipe(EXAMPLES / "recipes" / "tiny-lora.yaml")
-        handle = phitune.submit(recipe, target=MaasTarget(model="Phi-3-mini-4k-instruct", output_model_name="phi3-ft"),
+        handle = phitune.submit(recipe, target=MaasTarget(model="azureml://registries/azureml/models/Phi-3-mini-4k-instruct/versions/14",
+                                                          output_model_name="phi3-ft"),
                                 ml_client=ml_client(), output_dir=tmp_path / "out")
         az.job_name = handle.id
         yield az
