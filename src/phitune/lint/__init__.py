@@ -34,9 +34,12 @@ def kind_of(data) -> str | None:
         return None
     schema = str(data.get("$schema", "")).strip().rsplit("/", 1)[-1].lower()
     schema = schema.removesuffix(".json").removesuffix(".schema")
-    if schema in sdk_schemas.SCHEMA_FILES:
-        return sdk_schemas.SCHEMA_FILES[schema]
     kind = data.get("type")
+    by_schema = sdk_schemas.SCHEMA_FILES.get(schema)
+    # azure-ai-ml's loaders go by `type:`, not `$schema:`: a `$schema` naming another job or component
+    # type (a parallel component under a pipeline-job schema) is decided as if it were absent.
+    if by_schema and not (kind in sdk_schemas.JOB_TYPES and kind != _type_of(by_schema)):
+        return by_schema
     if kind in sdk_schemas.COMPUTE_TYPES:
         return "compute"
     if kind in sdk_schemas.DATASTORE_TYPES:
@@ -60,6 +63,11 @@ def kind_of(data) -> str | None:
     if kind is None and "managed_network" in data:
         return "workspace"
     return None
+
+
+def _type_of(kind: str) -> str:
+    """The `type:` of a kind: "component" -> command, "spark_component" -> spark, "sweep" -> sweep."""
+    return "command" if kind == "component" else kind.removesuffix("_component")
 
 
 def _looks_like_component(data: dict) -> bool:

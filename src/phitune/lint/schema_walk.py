@@ -21,6 +21,13 @@ from phitune.errors import Problem
 from phitune.lint.source import KeyPath, YamlDoc
 
 Found = list[Problem]
+# Keys and pipeline node types azure-ai-ml declares only under its private-preview flag
+# (`is_private_preview_enabled()` in its schema classes: pipeline `on_init`/`on_finalize`, `early_available`
+# and `intellectual_property` on ports, control-flow nodes) or passes through (`is_control` on primitive
+# outputs, PrimitiveOutputSchema's `unknown = INCLUDE`). Azure ML's own registry components use them, so
+# they are valid YAML whichever way the flag is set here.
+PREVIEW_KEYS = {"on_init", "on_finalize", "early_available", "intellectual_property", "is_control"}
+PREVIEW_NODE_TYPES = {"do_while", "parallel_for", "if_else"}
 PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_-]*>")
 
 
@@ -55,7 +62,8 @@ def _walk_schema(doc: YamlDoc, key: KeyPath, value: Any, schema) -> Found:
         name = str(name)
         field = fields.get(name)
         if field is None:
-            problems.append(unknown_key(doc, key + (name,), name, fields, schema_name(schema)))
+            if name not in PREVIEW_KEYS:
+                problems.append(unknown_key(doc, key + (name,), name, fields, schema_name(schema)))
         elif not field.dump_only:
             problems += _walk_field(doc, key + (name,), item, field)
     misspelt = [str(n) for n in value if str(n) not in fields]
@@ -125,6 +133,8 @@ def _walk_union(doc: YamlDoc, key: KeyPath, value: Any, field) -> Found:
     candidates = list(field.union_fields)
     if isinstance(field, af.TypeSensitiveUnionField) and isinstance(value, dict):
         kind = value.get(field.type_field_name)
+        if kind in PREVIEW_NODE_TYPES:
+            return []
         if kind is not None and kind in field.allowed_types:
             candidates = field._type_sensitive_fields_dict[kind]
         elif kind is not None and not any(not _has_type_enum(c) for c in candidates):
