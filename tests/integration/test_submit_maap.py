@@ -113,3 +113,9 @@ def test_maap_dry_run_of_a_builtin_model_recipe_sends_nothing_and_says_what_it_w
     jobs = dry.request["body"]["properties"]["jobs"]
     assert "base_model" not in jobs["finetune"]["inputs"]  # builtin:tiny-phi3 is built on the node
     assert (tmp_path / "components" / "finetune.yml").is_file()  # the finetune component with target.environment
+
+
+def test_maap_sends_target_properties_on_phitunes_own_pipeline_too(tmp_path):
+    target = TARGET.model_copy(update={"properties": {"my_property": "my_value"}})
+    dry = phitune.submit(load_recipe(RECIPE), target=target, dry_run=True, output_dir=tmp_path)
+    assert dry.request["body"]["properties"]["properties"]["my_property"] == "my_value"
