@@ -95,6 +95,7 @@ def test_what_the_registry_components_cannot_train_is_refused_up_front(method, l
     (["train.warmup_steps=0", "train.warmup_ratio=0.1"], "train.warmup_ratio", "warmup_steps"),
     (["model.name=builtin:tiny-phi3"], "model.name", "registry pipeline can import"),
     (["task.messages_key=conversation"], "task.messages_key", "messages"),
+    (["target.environment=azureml:my-env:1"], "target.environment", "Azure ML's own environments"),
 ])
 def test_values_outside_the_shipped_interface_name_the_recipe_field(overrides, location, words):
     recipe = load_recipe(RECIPE, overrides=overrides)

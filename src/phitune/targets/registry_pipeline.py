@@ -37,6 +37,10 @@ class RegistryPipelineRunner:
         for field, value in (("data.train", recipe.data.train), ("data.validation", recipe.data.validation)):
             if value and not value.startswith(URI_PREFIXES) and not Path(value).is_file():
                 problems.append(Problem(field, f"{value} does not exist", "point it at a local file or an azureml: data URI"))
+        if self.spec.environment:
+            problems.append(Problem("target.environment", "the registry components run in Azure ML's own "
+                                    "environments; target.environment is for phitune's finetune step",
+                                    "remove target.environment, or set target.trainer: phitune"))
         if recipe.data.validation_split and recipe.data.train.startswith(URI_PREFIXES):
             problems.append(Problem("data.validation_split", "the held-out split of a remote file cannot be made here",
                                     "register a validation file and set data.validation"))
@@ -97,8 +101,12 @@ class RegistryPipelineRunner:
         result = self.build(recipe)
         write_resolved(recipe, self.out / "resolved_recipe.json")
         if dry_run:
+            copy = shipped(result.component).version
             if not result.version:
                 result.notes.append(f"{result.component} labels/latest is resolved to a version at submit")
+            elif result.version != copy:
+                result.notes.append(f"{result.component} {result.version} is pinned; phitune ships the interface of "
+                                    f"{copy}, and a submit compares the two")
             if _is_latest(recipe.model.name):
                 result.notes.append(f"{recipe.model.name} is resolved to a version at submit")
             result.notes.append(f"values checked against the shipped interface of {result.component} "
