@@ -185,3 +185,17 @@ def test_maas_reports_a_record_missing_the_ground_truth_as_file_and_line(tmp_pat
     with pytest.raises(SubmitError) as err:
         phitune.submit(recipe, dry_run=True)
     assert any(p.location == f"{data}:2" and "ground_truth" in p.message for p in err.value.problems), err.value
+
+
+@pytest.mark.parametrize("name, uri", [
+    ("Meta-Llama-3.1-8B-Instruct", "azureml://registries/azureml-meta/models/Meta-Llama-3.1-8B-Instruct/labels/latest"),
+    ("meta-llama/Meta-Llama-3.1-70B-Instruct",
+     "azureml://registries/azureml-meta/models/Meta-Llama-3.1-70B-Instruct/labels/latest"),
+    ("mistral-nemo", "azureml://registries/azureml-mistral/models/Mistral-Nemo/labels/latest"),
+    ("Phi-3.5-MoE-instruct", "azureml://registries/azureml/models/Phi-3.5-MoE-instruct/labels/latest"),
+])
+def test_short_names_of_the_serverless_families_resolve_to_their_registry(name, uri):
+    from phitune.targets.maas_rules import model_warnings, resolve_model
+
+    assert resolve_model(name, "target.model") == (uri, [])
+    assert model_warnings(uri) == []
