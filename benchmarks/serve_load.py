@@ -19,6 +19,7 @@ import http.client
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -39,6 +40,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=400, help="requests per concurrency level at most (default 400)")
     parser.add_argument("--seconds", type=float, default=30.0, help="seconds per concurrency level at most (default 30)")
     parser.add_argument("--max-tokens", type=int, default=16, help="tokens per completion (default 16)")
+    parser.add_argument("--export-dir", default=None, help="serve this ONNX export (default: export the tiny model)")
     parser.add_argument("--out", default="benchmarks/results/serve_load.json", help="where to write the JSON results")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -46,7 +48,7 @@ def main() -> int:
     server = None
     url = args.url
     if url is None:
-        server, url = start_server(Path(tempfile.mkdtemp(prefix="phitune-serve-load-")))
+        server, url = start_server(Path(tempfile.mkdtemp(prefix="phitune-serve-load-")), args.export_dir)
     host, port = urlsplit(url).hostname, urlsplit(url).port
     if host not in ("127.0.0.1", "localhost", "::1"):
         parser.error("--url must be on loopback: this benchmark never loads another machine")
@@ -62,8 +64,7 @@ def main() -> int:
             results["levels"][str(clients)] = run_level(host, port, body, clients, args.requests, args.seconds)
     finally:
         if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
+            stop_server(server)
     print_table(results)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -72,19 +73,34 @@ def main() -> int:
     return 0
 
 
-def start_server(work: Path) -> tuple[subprocess.Popen, str]:
-    from phitune.export.onnx_export import export_onnx
-    from phitune.models.tiny import builtin_model_path
+def start_server(work: Path, export: str | None) -> tuple[subprocess.Popen, str]:
+    if export is None:
+        from phitune.export.onnx_export import export_onnx
+        from phitune.models.tiny import builtin_model_path
 
-    export, _ = export_onnx(builtin_model_path("builtin:tiny-phi3"), "fp32", work / "tiny-onnx", progress=False)
+        export, _ = export_onnx(builtin_model_path("builtin:tiny-phi3"), "fp32", work / "tiny-onnx", progress=False)
+    log = open(work / "serve.log", "w")  # the access log: one line per request
     proc = subprocess.Popen([sys.executable, "-m", "phitune.cli", "serve", str(export), "--host", "127.0.0.1",
                              "--port", "0", "--threads", "1", "--queue", "256"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                            stdout=subprocess.PIPE, stderr=log, text=True)
+    proc.log_path = log.name
     line = proc.stdout.readline()
     if "http://" not in line:
         proc.kill()
         raise SystemExit(f"phitune serve did not start: {line!r}")
+    threading.Thread(target=proc.stdout.read, daemon=True).start()  # a full pipe must never stall the server
     return proc, line.split("on ", 1)[1].split("/v1", 1)[0]
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGINT)  # Ctrl-C: graceful
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        tail = Path(proc.log_path).read_text()[-2000:]
+        print(f"phitune serve did not stop within 30 s of Ctrl-C; killed. Its log ends:\n{tail}", file=sys.stderr)
 
 
 def run_level(host: str, port: int, body: bytes, clients: int, max_requests: int, seconds: float) -> dict:

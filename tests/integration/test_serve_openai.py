@@ -215,6 +215,9 @@ def test_cli_serve_warns_when_exposed_without_a_key_and_stops_on_ctrl_c(export_d
     stderr = proc.stderr.read()
     assert proc.returncode == 0, stderr[-2000:]
     assert "WARNING: listening on 0.0.0.0 with NO API KEY" in stderr and "PHITUNE_API_KEY" in stderr
+    # The access log goes to stderr: stdout is the "serving" line only, so a caller that reads just that line
+    # cannot stall the server on a full pipe (which hung it after ~900 requests).
+    assert '"POST /v1/chat/completions HTTP/1.1" 200' in stderr and proc.stdout.read() == ""
 
 
 def test_cli_generate_onnx_streams_the_same_reply(export_dir):

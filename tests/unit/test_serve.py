@@ -12,7 +12,7 @@ import pytest
 from phitune.export.runtime import Generation
 from phitune.serve.errors import ApiError
 from phitune.serve.schema import parse_chat_request
-from phitune.serve.worker import GenerationQueue, Job, StopCutter
+from phitune.serve.worker import Finished, GenerationQueue, Job, StopCutter
 
 HI = b'{"messages": [{"role": "user", "content": "hi"}]'
 
@@ -45,8 +45,8 @@ class GatedModel:
             self.gate.release()
 
 
-def job(tokens: int = 2, stops: list[str] | None = None) -> Job:
-    return Job([{"role": "user", "content": "hi"}], tokens, 1.0, 1.0, None, stops or [], None)
+def job(tokens: int = 2, stream: bool = True) -> Job:
+    return Job([{"role": "user", "content": "hi"}], tokens, 1.0, 1.0, None, [], None, stream=stream)
 
 
 async def collect(events) -> list:
@@ -57,7 +57,7 @@ def test_a_full_queue_answers_503_and_queued_requests_run_in_order():
     async def scenario():
         model = GatedModel()
         queue = GenerationQueue(model, max_waiting=1, timeout=30)
-        first, second = queue.run(job()), queue.run(job())
+        first, second = queue.run(job()), queue.run(job(stream=False))
         first_task = asyncio.ensure_future(collect(first))
         second_task = asyncio.ensure_future(collect(second))
         await asyncio.sleep(0)  # both admitted: one running, one waiting
@@ -72,7 +72,8 @@ def test_a_full_queue_answers_503_and_queued_requests_run_in_order():
     refused, results, pending = asyncio.run(scenario())
     assert refused.status == 503 and refused.code == "server_overloaded" and refused.body()["error"]["type"] == "server_error"
     usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
-    assert results == [[("piece", "ab"), ("piece", "ab"), ("end", ("length", usage))]] * 2
+    done = ("end", Finished("abab", "length", usage))
+    assert results == [[("piece", "ab"), ("piece", "ab"), done], [done]]  # not streamed: only the finished answer
     assert pending == 0
 
 

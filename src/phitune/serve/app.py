@@ -46,7 +46,7 @@ def create_app(chat_model, settings: ServeSettings) -> FastAPI:
     app.add_middleware(HeaderSizeLimit)
     _install_error_handlers(app)
 
-    def require_key(request: Request) -> None:
+    async def require_key(request: Request) -> None:  # async: a plain def would cost a thread hop per request
         if settings.api_key is None:
             return
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -82,7 +82,7 @@ def create_app(chat_model, settings: ServeSettings) -> FastAPI:
             _check_model(body.model, names)
         temperature, top_p = body.sampling()
         job = Job(body.chat_messages(), body.max_new_tokens(settings.max_tokens_cap), temperature, top_p,
-                  body.seed, body.stop_strings(), body.model, admitted=started)
+                  body.seed, body.stop_strings(), body.model, stream=bool(body.stream), admitted=started)
         name = body.model or chat_model.name
         events = queue.run(job)
         first = await anext(events)  # a full queue, a too-long prompt, ... get their own status before any byte
@@ -90,19 +90,13 @@ def create_app(chat_model, settings: ServeSettings) -> FastAPI:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
             return StreamingResponse(_sse(first, events, name, include_usage), media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache"})
-        text, (finish, usage) = "", (None, None)
-        kind, value = first
-        while True:
-            if kind == "piece":
-                text += value
-            else:
-                finish, usage = value
-                break
-            kind, value = await anext(events)
-        return {"id": _ident(), "object": "chat.completion", "created": int(time.time()), "model": name,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish,
-                             "logprobs": None}],
-                "usage": usage}
+        done = first[1]  # not streamed: the only event is the finished answer
+        await events.aclose()
+        # A JSONResponse as is: FastAPI's encoder would walk this plain dict again, on every request.
+        return JSONResponse({"id": _ident(), "object": "chat.completion", "created": int(time.time()), "model": name,
+                             "choices": [{"index": 0, "message": {"role": "assistant", "content": done.text},
+                                          "finish_reason": done.finish_reason, "logprobs": None}],
+                             "usage": done.usage})
 
     app.include_router(api)
     return app
@@ -125,10 +119,9 @@ async def _sse(first, events, name: str, include_usage: bool):
             if kind == "piece":
                 yield chunk({"content": value}, None)
             else:
-                finish, usage = value
-                yield chunk({}, finish)
+                yield chunk({}, value.finish_reason)
                 if include_usage:
-                    yield chunk({}, None, usage)
+                    yield chunk({}, None, value.usage)
                 break
             kind, value = await anext(events)
     except ApiError as exc:  # the status line is out: end the stream with the error, as OpenAI does

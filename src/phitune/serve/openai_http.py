@@ -38,7 +38,7 @@ class ChatServer:
         config = uvicorn.Config(
             self.app, http=protocol_class(header_timeout, max_connections), loop="asyncio", lifespan="off",
             ws="none", backlog=BACKLOG, timeout_keep_alive=keep_alive, timeout_graceful_shutdown=5,
-            log_level="info", access_log=not quiet, server_header=False,
+            log_level="info", access_log=not quiet, server_header=False, log_config=_log_config(),
         )
         # No start-up chatter; warnings (e.g. malformed requests) stay unless quiet.
         logging.getLogger("uvicorn.error").setLevel(logging.ERROR if quiet else logging.WARNING)
@@ -60,6 +60,18 @@ class ChatServer:
 
     def server_close(self) -> None:
         self.socket.close()
+
+
+def _log_config() -> dict:
+    """uvicorn's logging, with the access log on stderr like the rest: stdout carries only the "serving"
+    line, and a reader that stops reading it must not stall the server on a full pipe."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["handlers"]["access"]["stream"] = "ext://sys.stderr"
+    return config
 
 
 def make_server(export_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, max_tokens_cap: int = 512,

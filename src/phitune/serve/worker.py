@@ -33,9 +33,17 @@ class Job:
     seed: int | None
     stops: list[str]
     adapter: str | None
+    stream: bool = False  # send each piece as it comes; else only the finished text (one hand-off, not one per token)
     deadline: float = 0.0
     admitted: float = field(default_factory=time.monotonic)
     cancelled: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass(frozen=True)
+class Finished:
+    text: str  # the whole answer, cut at a stop string
+    finish_reason: str
+    usage: dict
 
 
 class StopCutter:
@@ -68,7 +76,7 @@ class GenerationQueue:
         self._closing = threading.Event()
 
     async def run(self, job: Job) -> AsyncIterator[tuple[str, object]]:
-        """Yields ("piece", text) ... then ("end", (finish_reason, usage)); raises ApiError on failure,
+        """Yields ("piece", text) ... (when job.stream) then ("end", Finished); raises ApiError on failure,
         the queue being full included (so it is known before a response starts)."""
         if self.pending > self.max_waiting:  # one running + max_waiting queued
             raise ApiError(503, f"the server is busy: {self.pending} requests ahead (phitune serve --queue "
@@ -124,18 +132,18 @@ class GenerationQueue:
                     put(("error", ApiError(503, "the server is shutting down", code="shutting_down")))
                     return
                 text = cutter.feed(piece)
-                if text:
+                if text and job.stream:
                     put(("piece", text))
                 if cutter.stopped:
                     break
             else:
                 text = cutter.flush()
-                if text:
+                if text and job.stream:
                     put(("piece", text))
             finish = "stop" if cutter.stopped else generation.finish_reason or "length"
             usage = {"prompt_tokens": generation.prompt_tokens, "completion_tokens": generation.completion_tokens,
                      "total_tokens": generation.prompt_tokens + generation.completion_tokens}
-            put(("end", (finish, usage)))
+            put(("end", Finished(cutter.text[:cutter.sent], finish, usage)))
         except PhituneError as exc:  # the runtime's own checks: prompt over the context length, unknown adapter
             location = exc.problems[0].location if exc.problems else None
             if location == "adapter":
