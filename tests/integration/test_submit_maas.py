@@ -134,7 +134,7 @@ def test_maas_takes_a_llama_registry_uri_and_warns_about_a_model_outside_the_lis
     assert handle.request["body"]["properties"]["fineTuningDetails"]["model"]["uri"] == unlisted
 
 
-def test_maas_sends_properties_tags_and_decimal_hyperparameters_like_the_samples(tmp_path):
+def test_maas_sends_properties_tags_and_decimal_hyperparameters_like_the_samples(tmp_path, capsys):
     recipe = _recipe("target.type=maas", "target.model=Phi-4-mini-instruct", "train.lr=0.00002",
                      "target.properties={my_property: my_value}", "target.tags={foo_tag: bar}")
     with FakeRegistryAzure(models={"azureml/Phi-4-mini-instruct": {"version": 3}}) as az:
@@ -145,6 +145,7 @@ def test_maas_sends_properties_tags_and_decimal_hyperparameters_like_the_samples
     assert props["fineTuningDetails"]["model"]["uri"].endswith("/Phi-4-mini-instruct/versions/3")
     # The resolved version is recorded in job.yml too (what `az ml job create -f` would resend).
     assert "Phi-4-mini-instruct/versions/3" in (tmp_path / "out" / "job.yml").read_text()
+    assert "Phi-4-mini-instruct/labels/latest resolved to version 3" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("value, text", [(2e-5, "0.00002"), (5e-6, "0.000005"), (3e-3, "0.003"), (0.1, "0.1"),

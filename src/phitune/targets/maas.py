@@ -102,8 +102,8 @@ class MaasRunner:
 
         out = Path(self.output_dir or default_output_dir(recipe.name, self.name)).resolve()
         job, notes = self.build(recipe, out)
-        _print_summary(job, notes, out, dry_run)
         if dry_run:
+            _print_summary(job, notes, out, dry_run)
             request = finetuning_request(job, find_workspace(self.spec.workspace))
             write_request(out, request)
             return DryRunHandle(out, request)
@@ -113,10 +113,12 @@ class MaasRunner:
         if rules.is_latest(job.model.path):
             from phitune.targets.registry_client import get_model
 
-            resolved = get_model(client, job.model.path, self._model_field())
-            print(f"  model:        {job.model.path} -> version {resolved.version}", flush=True)
+            latest = job.model.path
+            resolved = get_model(client, latest, self._model_field())
             job.model.path = resolved.uri
             write_job_yaml(job, recipe, out)
+            notes = [n for n in notes if not n.startswith(latest)] + [f"{latest} resolved to version {resolved.version}"]
+        _print_summary(job, notes, out, dry_run)
         with azure_call("submitting the serverless fine-tuning job"):
             created = client.jobs.create_or_update(job)
         return AzureJobHandle(client, created.name, getattr(created, "studio_url", "") or "")
