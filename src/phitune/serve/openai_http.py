@@ -39,6 +39,7 @@ class ChatServer:
             self.app, http=protocol_class(header_timeout, max_connections), loop="asyncio", lifespan="off",
             ws="none", backlog=BACKLOG, timeout_keep_alive=keep_alive, timeout_graceful_shutdown=5,
             log_level="info", access_log=not quiet, server_header=False, log_config=_log_config(),
+            proxy_headers=False,  # no X-Forwarded-* trusted: the server is reached directly
         )
         # No start-up chatter; warnings (e.g. malformed requests) stay unless quiet.
         logging.getLogger("uvicorn.error").setLevel(logging.ERROR if quiet else logging.WARNING)
