@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml
 		&& touch $(STAMP) && echo "installed: $(BIN)/phitune"
 
 demo: $(STAMP)
-	$(BIN)/phitune train examples/recipes/tiny-lora.yaml --output runs/demo
+	$(BIN)/phitune train examples/recipes/tiny-lora.yaml --output runs/demo --overwrite
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
@@ -51,6 +51,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/train_throughput.py
 	$(BIN)/python benchmarks/inference.py
 	$(BIN)/python benchmarks/serve_load.py
+	$(BIN)/python benchmarks/cli_latency.py
 
 clean:
 	rm -rf runs mlruns mlruns.db .pytest_cache

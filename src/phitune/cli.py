@@ -54,6 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
+    from phitune.commands.quiet import quiet_libraries
+
+    quiet_libraries(getattr(args, "verbose", False))  # before any command imports a library (cheap)
+    from phitune.model_card import record_command
+
+    record_command(sys.argv[1:] if argv is None else argv)  # model cards say how the model was made
     try:
         return int(args.handler(args) or 0)
     except PhituneError as exc:

@@ -7,7 +7,7 @@ carry over to the methods that have them; the others get their own defaults), `o
 before/after generation off (not measured here), and `train.max_steps` from `--steps`.
 
 Writes into the output folder: runs/<method>/ (each a normal run folder), compare.csv, compare.md
-and compare.png (bar charts). Numbers are measured on this machine, never estimated.
+and compare.png (loss curves of every method, bar charts on linear axes, the table). Numbers are measured on this machine, never estimated.
 """
 
 from __future__ import annotations
@@ -159,7 +159,7 @@ def write_outputs(result: Comparison) -> dict[str, Path]:
         for run, row in zip(result.runs, rows):
             writer.writerow({**{k: "" if v is None else v for k, v in row.items()}, "error": _first_line(run.error)})
     files["md"].write_text(markdown_table(result), encoding="utf-8")
-    plot(rows, files["png"])
+    plot(rows, files["png"], loss_curves(result.runs))
     return files
 
 
@@ -182,30 +182,82 @@ def markdown_table(result: Comparison) -> str:
     return "\n".join(lines) + "\n" + note
 
 
-def plot(rows: list[dict], path: Path) -> Path:
-    """Four bar charts (trainable params on a log scale, peak RSS, tokens/s, final loss), headless."""
-    from matplotlib.figure import Figure
-
-    ok = [r for r in rows if r["trainable_params"] is not None]
-    names = [r["method"] for r in ok]
-    fig = Figure(figsize=(11, 7), dpi=100)
-    axes = fig.subplots(2, 2).flatten()
-    loss_key = "final_eval_loss" if all(r["final_eval_loss"] is not None for r in ok) else "final_train_loss"
-    for ax, (key, title) in zip(axes, [("trainable_params", "trainable parameters (log)"), ("peak_rss_mb", "peak RSS (MB)"),
-                                       ("tokens_per_s", "tokens / s"), (loss_key, loss_key.replace("_", " "))]):
-        values = [r[key] or 0 for r in ok]
-        bars = ax.bar(names, values, color="#4C72B0")
-        ax.bar_label(bars, fmt="%.3g", fontsize=8)
-        ax.set_title(title)
-        if key == "trainable_params" and any(values):
-            ax.set_yscale("log")
-        ax.tick_params(axis="x", labelrotation=30)
-        ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
+def plot(rows: list[dict], path: Path, curves: dict[str, dict] | None = None) -> Path:
+    """compare.png: train and eval loss against steps for every method on one chart, bars on linear
+    axes starting at zero (so a 2 % difference looks like 2 %), and the table beside them. Headless."""
+    fig = build_figure(rows, curves or {})
     tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
     fig.savefig(tmp)
     os.replace(tmp, path)
     return path
+
+
+BARS = (("trainable_params", "trainable parameters"), ("peak_rss_mb", "peak RSS (MB)"), ("tokens_per_s", "tokens / s"))
+
+
+def build_figure(rows: list[dict], curves: dict[str, dict]):
+    """The figure (matplotlib Figure, no pyplot state): loss curves on top, three bar charts, the table."""
+    from matplotlib.figure import Figure
+
+    ok = [r for r in rows if r["trainable_params"] is not None]
+    names = [r["method"] for r in ok]
+    fig = Figure(figsize=(13, 9), dpi=100)
+    grid = fig.add_gridspec(3, 3, height_ratios=[1.3, 1, 0.55])
+    loss_ax = fig.add_subplot(grid[0, :])
+    colors = {name: f"C{i}" for i, name in enumerate(names)}
+    for name in names:
+        curve = curves.get(name) or {}
+        train = curve.get("train") or []
+        evals = curve.get("eval") or []
+        if train:
+            loss_ax.plot([s for s, _ in train], [v for _, v in train], color=colors[name], linewidth=1.0, alpha=0.8,
+                         label=f"{name} train")
+        if evals:
+            loss_ax.plot([s for s, _ in evals], [v for _, v in evals], "o--", color=colors[name], markersize=4,
+                         label=f"{name} eval")
+    loss_ax.set_title("loss against optimizer steps (solid: train, dashed: held-out eval)")
+    loss_ax.set_xlabel("optimizer step")
+    loss_ax.set_ylabel("token cross-entropy")
+    loss_ax.grid(alpha=0.3)
+    if loss_ax.lines:
+        loss_ax.legend(fontsize=8, ncol=max(1, min(len(names), 6)))
+    for col, (key, title) in enumerate(BARS):
+        ax = fig.add_subplot(grid[1, col])
+        values = [r[key] or 0 for r in ok]
+        bars = ax.bar(names, values, color=[colors[n] for n in names])
+        ax.bar_label(bars, labels=[_short(v) for v in values], fontsize=8)
+        ax.set_title(title)
+        ax.set_ylim(0, max(values or [1]) * 1.15 or 1)  # linear, from zero
+        ax.tick_params(axis="x", labelrotation=30)
+        ax.grid(axis="y", alpha=0.3)
+    table_ax = fig.add_subplot(grid[2, :])
+    table_ax.axis("off")
+    heads = ["method", "trainable", "%", "peak RSS MB", "tokens/s", "train loss", "eval loss", "train s"]
+    cells = [[r["method"], f"{r['trainable_params']:,}", _fmt(r["trainable_pct"], ".3g"), _fmt(r["peak_rss_mb"], ",.0f"),
+              _fmt(r["tokens_per_s"], ",.0f"), _fmt(r["final_train_loss"], ".4f"), _fmt(r["final_eval_loss"], ".4f"),
+              _fmt(r["train_runtime_s"], ".1f")] for r in ok]
+    if cells:
+        table = table_ax.table(cellText=cells, colLabels=heads, loc="center", cellLoc="right")
+        table.auto_set_font_size(False)
+        table.set_fontsize(8)
+    fig.tight_layout()
+    return fig
+
+
+def loss_curves(runs: list[MethodRun]) -> dict[str, dict]:
+    """method -> {"train": [(step, loss)], "eval": [(step, eval_loss)]} from each run's metrics.json."""
+    out = {}
+    for run in runs:
+        m = run.metrics or {}
+        out[run.method] = {"train": [(h["step"], h["loss"]) for h in m.get("train_loss_history") or []],
+                           "eval": [(e["step"], e["eval_loss"]) for e in m.get("eval_loss_history") or []]}
+    return out
+
+
+def _short(value) -> str:
+    if not value:
+        return "0"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
 def _method_classes() -> dict:

@@ -15,6 +15,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def skip_bitsandbytes() -> bool:
+    """Mark bitsandbytes unimportable in a process that never quantizes (e.g. `phitune estimate`, which
+    counts parameters on a meta-device model). Returns whether it did (not when already imported)."""
+    if "bitsandbytes" in sys.modules or "peft" in sys.modules:
+        return False
+    sys.modules["bitsandbytes"] = None  # `import bitsandbytes` raises ImportError; find_spec gives None
+    return True
+
+
 def skip_bitsandbytes_for(recipe) -> bool:
     """For a one-run process (the `phitune train` command): mark bitsandbytes unimportable when this
     recipe cannot need it (not QLoRA, and a base model known not to be saved quantized). Returns

@@ -19,8 +19,18 @@ import yaml
 CARD = "README.md"
 
 
+_command: dict = {"argv": None}
+
+
+def record_command(argv: list[str]) -> None:
+    """Called by the CLI with its arguments: the command a model card shows."""
+    _command["argv"] = ["phitune", *argv]
+
+
 def run_command() -> str:
     """The command line that is running, as a user would type it (the Python API when not the CLI)."""
+    if _command["argv"]:
+        return shlex.join(_command["argv"])
     argv = list(sys.argv)
     if argv and (Path(argv[0]).name == "phitune" or argv[0].endswith(("phitune/cli.py", "phitune/__main__.py"))):
         return shlex.join(["phitune", *argv[1:]])

@@ -73,7 +73,7 @@ class MlflowTracker:
         if exp is None:
             location = None
             if self.uri == default_tracking_uri() and "MLFLOW_TRACKING_URI" not in os.environ:
-                location = (Path.cwd() / "mlruns").resolve().as_uri()
+                location = (tracking_home() / "mlruns").resolve().as_uri()
             experiment_id = self._client.create_experiment(experiment, artifact_location=location)
         else:
             experiment_id = exp.experiment_id
@@ -146,7 +146,14 @@ def make_tracker(recipe: "Recipe", rank: int = 0, resume_run_id: str | None = No
 
 def default_tracking_uri() -> str:
     uri = os.environ.get("MLFLOW_TRACKING_URI")
-    return uri if uri else f"sqlite:///{(Path.cwd() / 'mlruns.db').resolve()}"
+    return uri if uri else f"sqlite:///{(tracking_home() / 'mlruns.db').resolve()}"
+
+
+def tracking_home() -> Path:
+    """The folder of the default store: where the user ran phitune. A local pipeline runs each step in
+    its own working folder and passes the user's folder down in PHITUNE_TRACKING_HOME."""
+    home = os.environ.get("PHITUNE_TRACKING_HOME")
+    return Path(home) if home else Path.cwd()
 
 
 def redact_uri(uri: str) -> str:

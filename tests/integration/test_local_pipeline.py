@@ -32,7 +32,9 @@ def test_dry_run_lists_each_steps_command_from_its_component_yaml(tmp_path):
         words = shlex.split(step["command"])
         for word in _template_words(component):  # e.g. `data.train=` is glued to its value
             assert any(word in w for w in words), (word, words)
-        assert step["cwd"] == str((REPO / "src").resolve())
+        # its own working folder (never the package's src/), importing phitune from the component's code folder
+        assert step["cwd"] == str((tmp_path / "steps" / step["name"]).resolve())
+        assert step["pythonpath"] == str((REPO / "src").resolve())
     validate, finetune, evaluate = (shlex.split(s["command"]) for s in steps)
     checked = validate[-1]  # cp TRAIN <validate_data's checked_train_data output>
     assert f"data.train={checked}" in finetune

@@ -45,6 +45,9 @@ def run(args) -> int:
     if args.gpu_memory is not None and args.gpu_memory <= 0:
         raise ModelError("invalid hardware", [Problem("--gpu-memory", "must be a positive number of GB")])
     params = parse_count(args.params) if args.params else None
+    from phitune.lazy_imports import skip_bitsandbytes
+
+    skip_bitsandbytes()  # shapes are counted on a meta-device model: nothing is quantized here
     recipe = load_recipe_from_args(args)
     hardware = _hardware(args)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def register(sub) -> None:
-    p = sub.add_parser("export", help="export a run to ONNX Runtime (merged, verified against PyTorch)")
+    p = sub.add_parser("export", help="export a run to ONNX Runtime (merged; fp32 checked against PyTorch, int8/int4 agreement reported)")
     p.add_argument("run_dir", help="run folder written by `phitune train` (or a Hugging Face model folder)")
     p.add_argument("--onnx", action="store_true", help="export to ONNX Runtime (the only format today)")
     p.add_argument("--precision", choices=["fp32", "int8", "int4"], default="fp32",
@@ -40,12 +40,11 @@ def run(args) -> int:
     if defect["collisions"]:
         print(f"  builder LM-head collision avoided: {defect['action']} "
               f"(intermediate {report['model']['intermediate_size']} -> {defect['exported_intermediate_size']})")
+    from phitune.export.parity import verdict
+
     for label, section in labelled_sections(report["parity"]):
-        line = f"  {label:<22} logits max|diff| {section['max_abs_diff']:.2e}"
-        if "token_agreement" in section:
-            line += (f"  tokens identical {section['sequences_identical']}/{section['prompts']}"
-                     f"  agreement {section['token_agreement']:.3f}")
-        line += "  ok" if section["passed"] else ("  FAILED" if section["enforced"] else "  (reported)")
-        print(line)
+        words = verdict(section)  # older reports lack the words: compute them
+        print(f"  {label:<22} {words['verdict'].upper()}: {words['why']}")
+        print(f"  {'':<22} -> {words['conclusion']}")
     print(f"  report: {out}/export_report.json")
     return 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 
 def register(sub) -> None:
-    p = sub.add_parser("generate", help="generate a chat reply from a run folder or a model folder")
+    p = sub.add_parser("generate", help="a chat reply from a run or model folder (a classifier-head run: the label with probabilities, or the tagged entities)")
     p.add_argument("model", metavar="RUN_DIR_OR_MODEL", help="a run folder from `phitune train`, or a model folder")
     p.add_argument("--prompt", required=True, help="the user message")
     p.add_argument("--system", default=None, help="an optional system message")
@@ -45,7 +45,15 @@ def run(args) -> int:
     from phitune.evaluate.generation import chat_prompt_ids, generate
     from phitune.models.run_dir import load_for_inference
 
+    from phitune.status import status
+
+    status(f"loading the model: {args.model}")
     model, tokenizer = load_for_inference(args.model)
+    from phitune.models.heads import is_head_model
+
+    if is_head_model(model):  # a classifier-head run: it has no text to generate, it labels
+        print(_head_answer(args.model, model, tokenizer, args.prompt))
+        return 0
     messages = ([{"role": "system", "content": args.system}] if args.system else []) + [
         {"role": "user", "content": args.prompt}]
     if not tokenizer.chat_template:
@@ -57,3 +65,15 @@ def run(args) -> int:
                      temperature=args.temperature, seed=args.seed)[0]
     print(reply)
     return 0
+
+
+def _head_answer(path: str, model, tokenizer, text: str) -> str:
+    from phitune.errors import ModelError, Problem
+    from phitune.evaluate.heads import answer_with_head
+    from phitune.models.run_dir import is_run_dir, run_recipe
+
+    if not is_run_dir(path):
+        raise ModelError(f"{path} is a classifier-head model without its recipe", [Problem(
+            path, "the task (its label keys and prompt) is in a run folder's resolved_recipe.json",
+            "pass the run folder written by `phitune train`")])
+    return answer_with_head(model, tokenizer, run_recipe(path).task, text)

@@ -32,7 +32,7 @@ def ml_client_from_args(args):
 
 def register(sub) -> None:
     for name, help_text, handler in (
-        ("status", "show the status of a submitted job (or a local run folder)", run_status),
+        ("status", "show the status of a submitted job (or a local run, pipeline or dry-run folder)", run_status),
         ("logs", "stream a job's logs until it finishes (or print a local pipeline's step logs)", run_logs),
         ("download", "download a job's outputs and logs", run_download),
         ("cancel", "cancel a running job (Azure ML; KAITO: delete the Workspace)", run_cancel),
@@ -85,8 +85,11 @@ def run_status(args) -> int:
         return 0
     local = _local(args.job_id)
     if local is not None:
-        done = (local / "metrics.json").is_file() or any(local.glob("*/metrics.json"))
-        print(f"{'Completed' if done else 'Incomplete'}: {local}")
+        from phitune.targets.handles import local_folder_status
+
+        state, meaning = local_folder_status(local)
+        print(f"{state}: {local}")
+        print(f"  {meaning}")
         return 0
     handle = _handle(args)
     print(f"{handle.status()}: {handle.id}")
@@ -108,7 +111,9 @@ def run_logs(args) -> int:
         return 0
     local = _local(args.job_id)
     if local is not None:
-        logs = sorted(local.glob("steps/*/std_log.txt"))
+        from phitune.targets.handles import step_logs_in_order
+
+        logs = step_logs_in_order(local)
         for log in logs:
             print(f"==> {log} <==")
             print(log.read_text(encoding="utf-8", errors="replace"))

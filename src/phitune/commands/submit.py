@@ -37,6 +37,10 @@ def run(args) -> int:
     handle = submit(recipe, dry_run=args.dry_run, output_dir=args.output)
     status = handle.status() if args.dry_run or recipe.target.type.startswith("local") else "submitted"
     print(f"{status}: {handle.id}")
+    if recipe.target.type == "local" and getattr(handle, "run_dir", None) is not None:
+        from phitune.commands.train_cmd import run_dir_summary
+
+        print(run_dir_summary(handle.run_dir, getattr(handle, "tracking", None)))  # as `phitune train` prints it
     if handle.url:
         print(f"  url: {handle.url}")
     if recipe.target.type == "kaito" and not args.dry_run:

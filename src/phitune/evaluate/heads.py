@@ -72,3 +72,42 @@ def id2label(model) -> list[str]:
     config = base_of(model).config
     mapping = getattr(config, "id2label", None) or {}
     return [mapping[i] if i in mapping else mapping.get(str(i), str(i)) for i in range(config.num_labels)]
+
+
+def answer_with_head(model, tokenizer, task, text: str) -> str:
+    """What `phitune generate` prints for a classifier-head run: the predicted label with every label's
+    probability (sequence classification), or each word with its tag and the entities found (token
+    classification). `text` goes through the task's own formatter, so the prompt is the one the head
+    was trained on; for a sentence pair, separate the two sentences with a newline."""
+    import torch
+
+    from phitune.data.tasks import format_record
+
+    names = id2label(model)
+    if task.type == "ner":
+        words = text.split()
+        record = {task.token_key: words, task.tag_key: ["O"] * len(words)}
+    else:
+        first, _, second = text.partition("\n")
+        record = {task.sentence1_key: first.strip(), task.label_key: names[0]}
+        if task.sentence2_key:
+            record[task.sentence2_key] = second.strip()
+    sample = format_record(task, record)
+    encoded = encode_head_samples(tokenizer, [("--prompt", sample)])[0]
+    if isinstance(encoded, RecordInvalid):
+        from phitune.errors import DataError, Problem
+
+        raise DataError("the prompt cannot be classified", [Problem("--prompt", encoded.message, encoded.fix)])
+    ids, labels = encoded
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long)).logits[0]
+    if task.type != "ner":
+        probs = torch.softmax(logits.float(), dim=-1).tolist()
+        ranked = sorted(zip(names, probs), key=lambda kv: -kv[1])
+        return "\n".join([f"label: {ranked[0][0]}"] + [f"  {name:<16} {p:.1%}" for name, p in ranked])
+    positions = [i for i, label in enumerate(labels) if label != IGNORE_INDEX]
+    probs = torch.softmax(logits[positions].float(), dim=-1)
+    tags = [names[int(i)] for i in probs.argmax(-1)]
+    lines = [f"entities: {format_entities(words, tags)}"]
+    lines += [f"  {word:<16} {tag:<8} {float(p.max()):.1%}" for word, tag, p in zip(words, tags, probs)]
+    return "\n".join(lines)

@@ -88,6 +88,7 @@ def export_onnx(run_dir: str | Path, precision: str = "fp32", output: str | Path
         for child in work.iterdir():
             os.replace(child, final / child.name)
         report["output"] = str(final.resolve())
+        write_export_card(final, source, report)
         (final / layout.REPORT).write_text(json.dumps(report, indent=2) + "\n")  # last: marks the export complete
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -205,3 +206,24 @@ def _check_output(path: Path) -> None:
     if path.exists() and (not path.is_dir() or (any(path.iterdir()) and not (path / layout.REPORT).is_file())):
         raise ExportError("output folder is not empty", [Problem(str(path), "exists and is not an earlier export",
                                                                  "pass an empty or new --output folder")])
+
+
+def write_export_card(folder: Path, source, report: dict) -> Path | None:
+    """README.md (Hugging Face model card) for an export of a run folder: the run's card plus the
+    precision, the files and every parity verdict. A plain model folder has no recipe to describe."""
+    from phitune.model_card import write_card
+    from phitune.models.run_dir import is_run_dir, run_recipe
+
+    if not is_run_dir(source.path):
+        return None
+    metrics_file = Path(source.path) / "metrics.json"
+    metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else None
+    from phitune.export.parity import verdict
+
+    checks = [f"- {label}: **{verdict(s)['verdict']}** ({verdict(s)['why']}); {verdict(s)['conclusion']}"
+              for label, s in labelled_sections(report["parity"])]
+    body = [f"ONNX Runtime export, {report['precision']} weights: `{layout.GENAI}/` (onnxruntime-genai, KV cache) and "
+            f"`{layout.LOGITS}/model.onnx` (plain logits graph), tokenizer in `{layout.TOKENIZER}/`.", "",
+            "Parity against PyTorch:", *checks]
+    return write_card(folder, run_recipe(source.path), "onnx", f"ONNX export ({report['precision']})", metrics,
+                      extra_sections=[("Export", body)])

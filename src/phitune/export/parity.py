@@ -5,8 +5,10 @@ generation is the reference. Then:
 - logits: the ONNX model is fed the same tokens (genai: prompt at once, then one token at a time through
   its KV cache, exactly as in generation) and every position's logits are compared (max/mean abs diff);
 - tokens: the ONNX model generates greedily on its own and is compared token for token.
-fp32 must hold (logits within `atol`, every sequence identical, same prompt token ids); int8/int4 only
-report agreement and logit error, since 4-bit weights legitimately change near-tied choices.
+fp32 must hold (logits within `atol`, every sequence identical, same prompt token ids): "passed" or
+"failed". int8/int4 are "not comparable": 4-bit weights legitimately change logits and near-tied
+choices, so agreement and logit error are reported for information. Every check carries its
+`verdict`, `why` and `conclusion` in plain words (`verdict()`).
 """
 
 from __future__ import annotations
@@ -118,4 +120,28 @@ def _summary(per_prompt: list[dict], enforce: bool, atol: float) -> dict:
     summary["within_tolerance"] = bool(passed)
     summary["passed"] = bool(passed) if enforce else None  # int8/int4: reported, not judged
     summary["per_prompt"] = per_prompt
+    summary.update(verdict(summary))
     return summary
+
+
+VERDICTS = ("passed", "failed", "not comparable")
+
+
+def verdict(section: dict) -> dict:
+    """What a parity check means, in words: `verdict` (passed / failed / not comparable), `why`, and
+    `conclusion` (what the user should do with the export)."""
+    agree = ""
+    if section.get("token_agreement") is not None:
+        agree = (f"; greedy tokens identical on {section['sequences_identical']}/{section['prompts']} prompts "
+                 f"({section['token_agreement']:.0%} of tokens agree)")
+    diff = f"logits max|diff| {section['max_abs_diff']:.2e}"
+    if not section.get("enforced"):
+        return {"verdict": "not comparable",
+                "why": f"quantized weights change the logits by design, so no tolerance applies ({diff}{agree})",
+                "conclusion": "the export works; judge its answers on your own data (e.g. phitune generate --onnx), "
+                              "or export fp32 for answers identical to PyTorch"}
+    if section.get("passed"):
+        return {"verdict": "passed", "why": f"{diff} <= {section['atol']:g}{agree}",
+                "conclusion": "the ONNX model gives the same answers as the PyTorch model"}
+    return {"verdict": "failed", "why": "; ".join(failures(section, "this check")) or f"{diff} > {section['atol']:g}",
+            "conclusion": "do not use this export: it does not reproduce the PyTorch model (see export_report.json)"}

@@ -95,7 +95,10 @@ def build_tiny_model(out_dir: str | os.PathLike, spec: TinySpec = TinySpec(), pr
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        model.save_pretrained(tmp, safe_serialization=True)
+        from phitune.lazy_imports import no_deepspeed_probe
+
+        with no_deepspeed_probe():  # saving would import DeepSpeed (and with it mlflow) for nothing
+            model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         (tmp / "phitune_tiny.json").write_text(json.dumps({**asdict(spec), "vocab_size": vocab}, indent=2))
         if out.exists():

@@ -30,6 +30,7 @@ class LocalRunHandle:
     folder: Path
     final_status: str = "Completed"
     run_dir: Path | None = None  # the phitune run folder inside `folder`, if any
+    tracking: str | None = None  # where the run was tracked (RunResult.tracking), when known
 
     @property
     def id(self) -> str:
@@ -115,3 +116,33 @@ class AzureJobHandle:
         with azure_call(f"downloading job {self.name}"):
             self.ml_client.jobs.download(self.name, download_path=str(dest), all=True)
         return dest
+
+
+STEP_ORDER = "steps.json"  # local-pipeline: the steps in the order they ran (written before the first runs)
+
+
+def local_folder_status(folder: Path) -> tuple[str, str]:
+    """(status, what it means) for a local folder: a run, a local pipeline's output, or a dry run's."""
+    folder = Path(folder)
+    if (folder / "metrics.json").is_file() or any(folder.glob("*/metrics.json")):
+        return "Completed", "finished: its outputs are in this folder"
+    if (folder / "request.json").is_file():
+        return "DryRun", ("a --dry-run folder: nothing was submitted; job.yml and request.json show what would be "
+                          "sent (submit again without --dry-run to run it)")
+    return "Incomplete", "not finished: no metrics.json (still running, stopped, or failed; see its log)"
+
+
+def step_logs_in_order(folder: Path) -> list[Path]:
+    """A local pipeline's step logs in run order (steps.json), else by name."""
+    import json
+
+    order_file = Path(folder) / STEP_ORDER
+    if order_file.is_file():
+        try:
+            names = [step["name"] for step in json.loads(order_file.read_text(encoding="utf-8"))["steps"]]
+        except (ValueError, KeyError, TypeError):
+            names = []
+        logs = [Path(folder) / "steps" / name / "std_log.txt" for name in names]
+        if names:
+            return [log for log in logs if log.is_file()]
+    return sorted(Path(folder).glob("steps/*/std_log.txt"))

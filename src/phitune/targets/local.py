@@ -32,4 +32,4 @@ class LocalRunner:
 
         out = Path(self.output_dir or default_output_dir(recipe.name, self.name))
         result = train(recipe, out)
-        return LocalRunHandle(Path(result.output_dir), "Completed", Path(result.output_dir))
+        return LocalRunHandle(Path(result.output_dir), "Completed", Path(result.output_dir), result.tracking)

@@ -1,8 +1,10 @@
 """`local-pipeline`: the Azure ML pipeline's steps, in order, as local subprocesses.
 
 Each step runs the exact command line of its component YAML, with `${{inputs.x}}` / `${{outputs.y}}`
-replaced by local paths, in a shell, from the component's `code:` folder (as Azure runs it from the
-code snapshot), with this interpreter's `python` first on PATH. A step with a PyTorch distribution
+replaced by local paths, in a shell, in its own working folder (OUT/steps/<step>/), importing phitune
+from the component's `code:` folder (as Azure runs it from the code snapshot), with this interpreter's
+`python` first on PATH. Tracking goes where the user's own runs go. At the end it prints the
+evaluation metrics and where each output is. A step with a PyTorch distribution
 gets the variables Azure sets for it (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT).
 """
 
@@ -58,16 +60,18 @@ class LocalPipelineRunner:
         if dry_run:
             from phitune.targets.dry_run import write_request
 
-            request = {"steps": [{"name": s.node.name, "cwd": str(s.node.component.code_dir), "command": s.command}
-                                 for s in steps]}
+            request = {"steps": [{"name": s.node.name, "cwd": str(s.log.parent), "pythonpath": str(s.node.component.code_dir),
+                                  "command": s.command} for s in steps]}
             write_request(out, request)
             for step in steps:
-                print(f"[{step.node.name}] cd {step.node.component.code_dir} && {step.command}")
+                print(f"[{step.node.name}] cd {step.log.parent} && PYTHONPATH={step.node.component.code_dir} {step.command}")
             return DryRunHandle(out, request)
+        _write_step_order(out, steps)
         for i, step in enumerate(steps, 1):
             print(f"[{i}/{len(steps)}] {step.node.name}: {step.command}", flush=True)
             run_step(step)
         run_dir = _finetune_run_dir(pipeline, steps)
+        print(outcome(steps, run_dir))
         return LocalRunHandle(out, "Completed", run_dir)
 
 
@@ -96,7 +100,12 @@ def run_step(step: Step) -> None:
         kind = step.node.component.outputs[name].get("type", "uri_folder")
         (path.parent if kind == "uri_file" else path).mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    env.pop("PYTHONPATH", None)  # import phitune from the code folder only, as on Azure
+    # Each step works in its own folder (never inside the package), imports phitune from the component's
+    # code folder (as Azure runs it from the code snapshot), and tracks where the user's own runs go:
+    # MLFLOW_TRACKING_URI when set, else the default store in the folder the user ran the command from.
+    env["PYTHONPATH"] = str(step.node.component.code_dir)
+    env.setdefault("PHITUNE_TRACKING_HOME", os.getcwd())
+    workdir = step.log.parent
     count = step.node.process_count
     procs = []
     with open(step.log, "w", encoding="utf-8") as log:
@@ -106,7 +115,7 @@ def run_step(step: Step) -> None:
             if step.node.component.data.get("distribution") or step.node.data.get("distribution"):
                 rank_env.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(count), NODE_RANK="0",
                                 MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-            procs.append(subprocess.Popen(["bash", "-c", step.command], cwd=step.node.component.code_dir, env=rank_env,
+            procs.append(subprocess.Popen(["bash", "-c", step.command], cwd=workdir, env=rank_env,
                                           stdout=log, stderr=subprocess.STDOUT))
         codes = [p.wait() for p in procs]
     failed = next((c for c in codes if c != 0), 0)
@@ -164,3 +173,38 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _write_step_order(out: Path, steps: list[Step]) -> None:
+    """steps.json: the steps in run order, so `phitune logs OUT` prints them in that order."""
+    import json
+
+    from phitune.targets.handles import STEP_ORDER
+
+    body = {"steps": [{"name": s.node.name, "log": str(s.log), "outputs": {k: str(v) for k, v in s.outputs.items()}}
+                      for s in steps]}
+    (out / STEP_ORDER).write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
+
+
+def outcome(steps: list[Step], run_dir: Path | None) -> str:
+    """The end of a local pipeline: the training summary, each evaluation's metrics, every output."""
+    import json
+
+    lines = []
+    if run_dir is not None and (Path(run_dir) / "metrics.json").is_file():
+        from phitune.commands.train_cmd import run_dir_summary
+
+        lines.append(run_dir_summary(run_dir))
+    for step in steps:
+        for path in step.outputs.values():
+            report = path if path.suffix == ".json" else path / "eval.json"
+            if report.is_file() and report.name == "eval.json":
+                metrics = json.loads(report.read_text(encoding="utf-8")).get("metrics", {})
+                shown = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())
+                lines.append(f"evaluation ({step.node.name}): {shown}")
+    lines.append("outputs:")
+    for step in steps:
+        for name, path in step.outputs.items():
+            lines.append(f"  {step.node.name}.{name}: {path}")
+        lines.append(f"  {step.node.name} log: {step.log}")
+    return "\n".join(lines)

@@ -1,0 +1,150 @@
+"""Start-up latency of the commands a new user runs first, each next to the floor: a bare
+`python -c "import torch, transformers"` (no phitune command that touches a model can be faster).
+
+Measured (wall time of the whole process, median of --repeats runs, after one untimed warm-up):
+- `phitune --help`, `phitune validate` (targets: under 0.5 s; neither imports torch)
+- `phitune generate` on the demo run, `phitune estimate` (targets: within 1.5 s of the floor)
+- time from starting `phitune train examples/recipes/tiny-lora.yaml` (the demo, held-out evaluation
+  before training included) to the end of its first optimizer step (target: within 3 s of the floor).
+
+    .venv/bin/python benchmarks/cli_latency.py                       # writes benchmarks/results/cli_latency.json
+    .venv/bin/python benchmarks/cli_latency.py --src OTHER/src --out before.json   # another checkout's code
+
+Not a test: nothing is asserted. Timings depend on the machine and on what else runs on it (the
+load average before and after is recorded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO = REPO / "examples" / "recipes" / "tiny-lora.yaml"
+TARGETS = {"help": ("absolute", 0.5), "validate": ("absolute", 0.5), "generate": ("over_floor", 1.5),
+           "estimate": ("over_floor", 1.5), "first_step": ("over_floor", 3.0)}
+
+# Runs `phitune train` as the CLI does, and ends the process when the first optimizer step is done,
+# writing the wall-clock time of that moment (the parent started its clock before launching).
+FIRST_STEP = """
+import os, sys, time
+import phitune.train.run as run
+from phitune.cli import main
+
+class FirstStep:
+    def on_step_end(self, info):
+        with open(os.environ["FIRST_STEP_FILE"], "w") as fh:
+            fh.write(repr(time.time()))
+        os._exit(0)
+
+train = run.train
+run.train = lambda *a, **k: train(*a, **{**k, "callbacks": [FirstStep()]})
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per command (default 5; the median is reported)")
+    parser.add_argument("--src", default=None, help="import phitune from this src/ folder instead (e.g. an older checkout)")
+    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "cli_latency.json"))
+    args = parser.parse_args()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "TOKENIZERS_PARALLELISM": "false",
+           "PYTHONWARNINGS": "ignore"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    if args.src:
+        env["PYTHONPATH"] = str(Path(args.src).resolve())
+    py = sys.executable
+    phitune = [py, "-m", "phitune.cli"]
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="phitune-latency-") as tmp:
+        tmp = Path(tmp)
+        run_dir = tmp / "demo"
+        print("training the demo run once (for generate) ...", flush=True)
+        subprocess.run([*phitune, "train", str(DEMO), "--output", str(run_dir), "--no-progress", "--set", "tracking=none"],
+                       cwd=tmp, env=env, check=True, capture_output=True)
+        commands = {
+            "floor": [py, "-c", "import torch, transformers"],
+            "help": [*phitune, "--help"],
+            "validate": [*phitune, "validate", str(DEMO)],
+            "generate": [*phitune, "generate", str(run_dir), "--prompt", "great value for money"],
+            "estimate": [*phitune, "estimate", str(DEMO)],
+        }
+        results: dict[str, dict] = {}
+        for name, cmd in commands.items():
+            results[name] = _measure(lambda: _wall(cmd, tmp, env), args.repeats)
+            print(f"{name:<10} median {results[name]['median_s']:.2f} s  runs {results[name]['runs_s']}", flush=True)
+        step_cmd = [py, "-c", FIRST_STEP, "train", str(DEMO), "--output", str(tmp / "first-step"), "--no-progress"]
+        results["first_step"] = _measure(lambda: _first_step(step_cmd, tmp, env), args.repeats)
+        print(f"first_step median {results['first_step']['median_s']:.2f} s  runs {results['first_step']['runs_s']}")
+    floor = results["floor"]["median_s"]
+    for name, (kind, limit) in TARGETS.items():
+        value = results[name]["median_s"]
+        results[name]["over_floor_s"] = round(value - floor, 2)
+        measured = value if kind == "absolute" else value - floor
+        results[name]["target"] = f"< {limit} s" if kind == "absolute" else f"<= floor + {limit} s"
+        results[name]["meets_target"] = measured <= limit
+    report = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
+                          "load_before": [round(x, 2) for x in load_before],
+                          "load_after": [round(x, 2) for x in os.getloadavg()]},
+              "src": args.src or "this checkout", "repeats": args.repeats, "results": results}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    print(markdown(results))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _wall(cmd: list[str], cwd: Path, env: dict) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    took = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
+    return took
+
+
+def _first_step(cmd: list[str], cwd: Path, env: dict) -> float:
+    import shutil
+
+    marker = cwd / "first-step.time"
+    marker.unlink(missing_ok=True)
+    for left in cwd.iterdir():  # the run folder (and any work folder beside it) of the previous, cut-short run
+        if "first-step" in left.name and left.is_dir():
+            shutil.rmtree(left, ignore_errors=True)
+    start = time.time()
+    proc = subprocess.run(cmd, cwd=cwd, env={**env, "FIRST_STEP_FILE": str(marker)}, capture_output=True, text=True)
+    if not marker.is_file():
+        raise SystemExit(f"no first step (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
+    return float(marker.read_text()) - start
+
+
+def _measure(once, repeats: int) -> dict:
+    once()  # warm-up: file-system cache, compiled bytecode
+    runs = [once() for _ in range(repeats)]
+    return {"median_s": round(statistics.median(runs), 2), "runs_s": [round(r, 2) for r in runs]}
+
+
+def markdown(results: dict) -> str:
+    floor = results["floor"]["median_s"]
+    lines = ["| command | median (s) | over the floor (s) | target | met |", "|---|---:|---:|---|---|",
+             f"| `python -c \"import torch, transformers\"` (floor) | {floor:.2f} | - | - | - |"]
+    labels = {"help": "`phitune --help`", "validate": "`phitune validate`", "generate": "`phitune generate` (demo run)",
+              "estimate": "`phitune estimate`", "first_step": "`phitune train` demo: first optimizer step"}
+    for name, label in labels.items():
+        r = results[name]
+        lines.append(f"| {label} | {r['median_s']:.2f} | {r['over_floor_s']:+.2f} | {r['target']} | "
+                     f"{'yes' if r['meets_target'] else 'no'} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
