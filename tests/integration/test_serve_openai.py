@@ -108,6 +108,9 @@ def test_openai_client_raises_bad_request_and_unprocessable(client):
     with pytest.raises(openai.BadRequestError) as too_many:
         client.chat.completions.create(model="tiny-phi3", messages=MESSAGES, max_tokens=100_000)
     assert too_many.value.body["param"] == "max_tokens"
+    with pytest.raises(openai.BadRequestError) as too_long:  # the tiny model's context is 4096 tokens
+        client.chat.completions.create(model="tiny-phi3", messages=[{"role": "user", "content": "sea " * 5000}], max_tokens=4)
+    assert too_long.value.code == "context_length_exceeded" and too_long.value.body["param"] == "messages"
     with pytest.raises(openai.UnprocessableEntityError) as unsupported:
         client.chat.completions.create(model="tiny-phi3", messages=MESSAGES, n=2)
     assert unsupported.value.code == "unsupported_parameter" and unsupported.value.body["param"] == "n"
