@@ -14,8 +14,8 @@ def register(sub) -> None:
     p.add_argument("--host", default="127.0.0.1",
                    help="bind address (default 127.0.0.1; anything beyond loopback wants --api-key)")
     p.add_argument("--api-key", default=None,
-                   help=f"require `Authorization: Bearer KEY` (what OpenAI clients send) on /v1/*; "
-                        f"default: ${API_KEY_ENV}, else no key")
+                   help=f"require this key on /v1/* in an `Authorization: Bearer` header (how OpenAI clients send "
+                        f"their api_key); default: ${API_KEY_ENV}, else no key")
     p.add_argument("--max-tokens", type=int, default=512, help="cap on max_tokens per request (default 512)")
     p.add_argument("--timeout", type=float, default=60.0,
                    help="seconds a request may take, queueing included (default 60; then 503 timeout)")
@@ -52,7 +52,7 @@ def run(args) -> int:
     host, port = server.server_address[:2]
     if api_key is None and not is_loopback(args.host):
         print(f"WARNING: listening on {args.host} with NO API KEY: anyone who can reach port {port} can use this "
-              f"model.\nWARNING: set {API_KEY_ENV} (or --api-key) to require `Authorization: Bearer KEY`.",
+              f"model.\nWARNING: set {API_KEY_ENV} (or --api-key) to require a key (`Authorization: Bearer` header).",
               file=sys.stderr, flush=True)
     shown = f"[{host}]" if ":" in host else host
     auth = " (API key required)" if api_key else ""
