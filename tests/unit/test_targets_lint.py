@@ -251,3 +251,19 @@ def test_integer_input_rejects_a_fraction_number_input_takes_1e_3(tmp_path):
     assert problems == []
     _, problems = _lint(tmp_path, component=component, pipeline=PIPELINE.replace("epochs: 5", "epochs: 2.5"))
     assert any("pipeline.yml:18: jobs.first.inputs.epochs: input 'epochs' 2.5 is not an integer" in p for p in problems)
+
+
+@pytest.mark.parametrize("body", [
+    "type: command\ncommand: 3\nenvironment: x\ninputs: [a, b]\noutputs: x\n",
+    "type: pipeline\njobs: [1, 2]\ninputs: 3\n",
+    "type: pipeline\njobs:\n  a: 3\n  b:\n    type: command\n    inputs: [1]\n    outputs: 2\n    component: 5\n",
+    "type: sweep\ntrial:\n  command: [1]\nsearch_space: [1]\n",
+    "type: finetuning\nmodel_provider: custom\ntask: chat_completion\nhyperparameters: [1]\ntraining_data: 3\n",
+    "type: command\nname: c\nversion: 1\ninputs:\n  b: {type: integer, min: x, max: [1], default: {a: 1}}\n"
+    "command: echo hi\nenvironment: x\n",
+], ids=["command", "pipeline-list", "pipeline-nodes", "sweep", "finetuning", "component"])
+def test_malformed_shapes_are_problems_not_tracebacks(tmp_path, body, capsys):
+    (tmp_path / "x.yml").write_text(body)
+    assert cli.main(["lint", str(tmp_path / "x.yml")]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'x.yml'}:" in err and "Traceback" not in err and "could not check" not in err
