@@ -60,10 +60,13 @@ def finished_run(tmp_path_factory) -> tuple[Path, Path]:
 
 
 @pytest.mark.slow
-def test_a_finished_run_is_replaced_only_with_overwrite_and_only_once_the_new_run_is_complete(finished_run):
-    tmp, run = finished_run
+def test_a_finished_run_is_replaced_only_with_overwrite_and_only_once_the_new_run_is_complete(finished_run, tmp_path):
+    import shutil
+
+    tmp, run = tmp_path, tmp_path / "run"
+    shutil.copytree(finished_run[1], run)  # this test replaces it: a copy, so other tests keep the original
     before = snapshot(run)
-    recipe = tmp / "recipe.yaml"
+    recipe = write_recipe(tmp)
 
     again = run_cli("train", str(recipe), "--output", str(run), "--no-progress", cwd=tmp)
     assert again.returncode == 2 and "holds a finished run" in again.stderr and "--overwrite" in again.stderr
@@ -168,6 +171,25 @@ def test_every_reader_refuses_an_unfinished_run(finished_run, tmp_path, capsys):
             assert "huggingface" not in err.lower() and "Traceback" not in err
     code, err = cli(capsys, "generate", str(done), "--prompt", "hi", "--max-new-tokens", "2")
     assert code == 0, err
+
+
+def test_an_interrupted_replacement_resumes_and_then_replaces(tmp_path):
+    from phitune.errors import TrainingInterrupted
+    from phitune.recipe.load import load_recipe
+    from phitune.train.run import train
+
+    run = tmp_path / "run"
+    train(load_recipe(write_recipe(tmp_path, "old.yaml")), run, progress=False)
+    old = snapshot(run)
+    new = load_recipe(write_recipe(tmp_path, "new.yaml", seed=5, max_steps=4, save_every=1))
+    with pytest.raises(TrainingInterrupted) as stopped:
+        train(new, run, overwrite=True, callbacks=[InterruptAt(2)], progress=False)
+    assert f"--output {run} --resume" in str(stopped.value)
+    assert snapshot(run) == old  # the finished run is still there, untouched
+    result = train(new, run, resume=True, progress=False)
+    assert result.output_dir == run and result.metrics["steps"] == 4
+    assert snapshot(run)["adapter/adapter_model.safetensors"] != old["adapter/adapter_model.safetensors"]
+    assert not (tmp_path / ".run.overwrite").exists()
 
 
 # --- item 5: corrupt checkpoints and leftovers -----------------------------------------------------

@@ -122,7 +122,8 @@ class TrainLoop:
         except KeyboardInterrupt:
             st.loop_time_s += time.perf_counter() - started
             started = time.perf_counter()
-            self.save()
+            with _defer_sigint():  # a second Ctrl-C / SIGTERM must not cut the checkpoint short
+                self.save()
             raise
         finally:
             st.loop_time_s += time.perf_counter() - started

@@ -5,8 +5,10 @@
   when the process dies in any way; a second run into the same folder is refused with the holder's
   PID (written into the lock file). The file is removed when a run ends normally.
 - Fresh run into a new or empty folder: trains in place (checkpoints there, so `--resume` works).
-- A folder holding a finished run (metrics.json): refused unless `overwrite`; then the new run is
-  built in a hidden sibling `.RUN.overwrite/` and exchanged with RUN only when complete
+- A folder holding a run, finished (metrics.json) or not (checkpoints): refused unless `overwrite`
+  (an unfinished one points at `--resume`); then the new run is built in a hidden sibling
+  `.RUN.overwrite/` (a stale one from an abandoned replacement is discarded) and exchanged with RUN only
+  when complete
   (renameat2 RENAME_EXCHANGE, one atomic step), so a failure or kill -9 at any moment leaves the
   old run intact. An interrupted replacement resumes from that sibling (`--resume`).
 - Nothing in RUN is touched until `begin()`, which `train()` calls after the recipe, data and model
@@ -161,7 +163,7 @@ class RunFolder:
 
 class FolderScope:
     """Opens at most one run folder and, on leaving, releases its lock, after `abort()` when the run
-    failed (an interrupted run keeps its checkpoints: abort never removes them)."""
+    failed. An interrupted run (Ctrl-C, SIGTERM) keeps what it wrote: it may be resumed."""
 
     def __init__(self) -> None:
         self.folder: RunFolder | None = None
@@ -176,8 +178,10 @@ class FolderScope:
     def __exit__(self, exc_type, exc, tb) -> None:
         if self.folder is None:
             return
+        from phitune.errors import TrainingInterrupted
+
         try:
-            if exc_type is not None:
+            if exc_type is not None and not issubclass(exc_type, (KeyboardInterrupt, TrainingInterrupted)):
                 self.folder.abort()
         finally:
             self.folder.release()
@@ -248,20 +252,21 @@ def _decide(final: Path, resume: bool, overwrite: bool, created: bool) -> RunFol
             raise TrainError(f"nothing to resume in {final}", [Problem(
                 str(final), "no valid checkpoints/step-N/ folder", "run without --resume to start a new run")])
         return RunFolder(final, final, latest, replacing=False, created=created)
-    has_checkpoints = any(_checkpoint_dirs(final))
-    if has_checkpoints and not finished:
+    unfinished = any(_checkpoint_dirs(final)) and not finished
+    if (finished or unfinished) and overwrite:
+        log.warning("replacing the %s run in %s once this run completes", "finished" if finished else "unfinished", final)
+        return RunFolder(final, staging, None, replacing=True, created=False)  # a stale staging is discarded
+    if unfinished:
         latest = newest_valid_checkpoint(final)
         last = f" (last checkpoint {latest.name})" if latest is not None else ""
         raise TrainError(f"{final} holds an unfinished run{last}", [Problem(
             str(final), "starting over would delete its checkpoints",
-            "add --resume to continue it, or choose another --output, or delete the folder")])
+            "add --resume to continue it, --overwrite to replace it (it stays until the new run is complete), "
+            "or choose another --output")])
     if finished:
-        if not overwrite:
-            raise TrainError(f"{final} holds a finished run", [Problem(
-                str(final), "training again would replace it",
-                "add --overwrite to replace it (it stays until the new run is complete), or choose another --output")])
-        log.warning("replacing the finished run in %s once this run completes", final)
-        return RunFolder(final, staging, None, replacing=True, created=False)
+        raise TrainError(f"{final} holds a finished run", [Problem(
+            str(final), "training again would replace it",
+            "add --overwrite to replace it (it stays until the new run is complete), or choose another --output")])
     return RunFolder(final, final, None, replacing=False, created=created)
 
 
