@@ -115,3 +115,20 @@ def test_resume_on_changed_data_is_refused_before_tokenizing(tmp_path):
     with pytest.raises(DataError, match="data.train changed since") as info:
         train(recipe, run, resume=True, progress=False)
     assert "content hash" in info.value.problems[0].message and "another --output" in info.value.problems[0].fix
+
+
+@pytest.mark.slow
+def test_two_ranks_tokenize_once_and_the_log_says_who_built_and_who_mapped(tmp_path, tiny_model_dir):
+    import yaml
+
+    data = tmp_path / "train.jsonl"
+    data.write_text(REVIEWS.read_text() + GOOD + "\n")  # bytes no other test uses: a cold cache entry
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "name": "ranks", "model": "builtin:tiny-phi3", "tracking": "none", "data": {"train": str(data)},
+        "method": {"type": "lora", "r": 4, "alpha": 8}, "train": {"max_steps": 1, "batch_size": 4, "max_seq_len": 128}}))
+    proc = run_cli("train", str(recipe), "--output", str(tmp_path / "run"), "--nproc", "2", "--no-progress", "-v")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    logs = proc.stdout + proc.stderr
+    assert "built by rank 0; mapped by rank 1" in logs, logs[-3000:]
+    assert logs.count("tokenized ") == 1  # one build in the whole run

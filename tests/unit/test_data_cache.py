@@ -174,3 +174,11 @@ def test_cache_command_lists_and_clears(tmp_path, tiny_model_dir, tokenizer, own
     assert not (own_cache / file.key).exists()
     main(["cache", "list"])
     assert "(empty)" in capsys.readouterr().out
+
+
+def test_no_progress_means_no_tokenizing_or_templating_bar(tmp_path, tiny_model_dir, tokenizer, own_cache, capfd):
+    data = tmp_path / "many.jsonl"
+    data.write_text("\n".join(REVIEWS.read_text().splitlines() * 5) + "\n")  # 2,400 records: the old bar showed
+    load_examples(_recipe(tiny_model_dir, data), tokenizer, progress=False)
+    err = capfd.readouterr().err
+    assert "templating" not in err and "tokenizing" not in err
