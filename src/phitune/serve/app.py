@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException
 
 from phitune.serve.errors import ApiError
@@ -85,7 +85,8 @@ def create_app(chat_model, settings: ServeSettings) -> FastAPI:
                   body.seed, body.stop_strings(), body.model, stream=bool(body.stream), admitted=started)
         name = body.model or chat_model.name
         events = queue.run(job)
-        first = await anext(events)  # a full queue, a too-long prompt, ... get their own status before any byte
+        # A full queue, a too-long prompt, ... get their own status before any byte.
+        first = await _first_event_unless_client_leaves(request, events, queue, job)
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
             return StreamingResponse(_sse(first, events, name, include_usage), media_type="text/event-stream",
@@ -100,6 +101,26 @@ def create_app(chat_model, settings: ServeSettings) -> FastAPI:
 
     app.include_router(api)
     return app
+
+
+class ClientLeft(Exception):
+    pass
+
+
+async def _first_event_unless_client_leaves(request: Request, events, queue: GenerationQueue, job: Job):
+    """The first event of a generation; if the client disconnects before it (e.g. its own timeout while queued),
+    its job is abandoned so the worker never spends time on an answer nobody reads."""
+    event = asyncio.ensure_future(anext(events))
+    left = asyncio.ensure_future(request.receive())  # the body is read: this returns when the client disconnects
+    try:
+        await asyncio.wait({event, left}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        left.cancel()
+    if event.done():
+        return event.result()
+    queue.abandon(job)
+    event.cancel()
+    raise ClientLeft()
 
 
 async def _sse(first, events, name: str, include_usage: bool):
@@ -198,7 +219,11 @@ def _install_error_handlers(app: FastAPI) -> None:
         error = ApiError(500, f"internal error: {type(exc).__name__}", code="server_error")
         return JSONResponse(error.body(), status_code=500)
 
+    async def client_left(_: Request, exc: ClientLeft) -> Response:
+        return Response(status_code=499)  # nginx's "client closed request": only the access log sees it
+
     app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(ClientLeft, client_left)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(Exception, server_error)

@@ -4,7 +4,7 @@ arrival order, and the queue is bounded.
 `GenerationQueue.run()` refuses (503, `server_overloaded`) when `max_waiting` requests already wait;
 an admitted request that is not finished within `timeout` seconds (waiting included) is ended with a
 503 `timeout`, and its generation stops at the next token. A client that goes away (a closed stream)
-stops its generation the same way. The event loop never runs the model, so it keeps accepting,
+stops its generation the same way, and so does one that leaves while its request waits. The event loop never runs the model, so it keeps accepting,
 answering errors and streaming while a generation runs.
 """
 
@@ -72,6 +72,7 @@ class GenerationQueue:
     def __init__(self, model, *, max_waiting: int, timeout: float):
         self.model, self.max_waiting, self.timeout = model, max_waiting, timeout
         self.pending = 0  # admitted and not yet finished; touched only on the event loop
+        self.abandoned = 0  # requests whose client left before their answer started
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="phitune-generate")
         self._closing = threading.Event()
 
@@ -101,6 +102,11 @@ class GenerationQueue:
                     return
         finally:
             job.cancelled.set()  # finished, failed, timed out or the client left: stop at the next token
+
+    def abandon(self, job: Job) -> None:
+        """The client left: the job is skipped if it still waits, or stops at its next token."""
+        job.cancelled.set()
+        self.abandoned += 1
 
     def close(self) -> None:
         self._closing.set()
