@@ -23,6 +23,7 @@ from phitune.data.tasks import format_record
 # flight (token ids, offsets and labels are Python lists until masked) stay in the tens of MB.
 CHUNK_RECORDS = 256
 CHUNK_BYTES = 1024 * 1024  # ... or fewer, when records are long
+PARALLELISM = "TOKENIZERS_PARALLELISM"
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,11 @@ class _Encoder:
 
         self.encoding = Encoding(tokenizer)
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="phitune-tokenize")
+        # The CLI sets TOKENIZERS_PARALLELISM=false (quiet start-up: no fork warning); a batch encode
+        # is where the cores pay off, so it is on while this pass runs. The Rust side reads it per call;
+        # it stays set (to its old value) afterwards, so a later fork still prints no warning.
+        self._parallelism = os.environ.get(PARALLELISM)
+        os.environ[PARALLELISM] = "true"
 
     def submit(self, samples: list):
         rendered = self.encoding.render([(record.location, sample) for record, sample in samples])
@@ -167,6 +173,7 @@ class _Encoder:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+        os.environ[PARALLELISM] = self._parallelism if self._parallelism is not None else "false"
 
 
 class _NoBar:
