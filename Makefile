@@ -52,6 +52,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/inference.py
 	$(BIN)/python benchmarks/serve_load.py
 	$(BIN)/python benchmarks/cli_latency.py
+	$(BIN)/python benchmarks/data_scale.py
 
 clean:
 	rm -rf runs mlruns mlruns.db .pytest_cache
