@@ -1,7 +1,8 @@
 """Start-up latency of the commands a new user runs first, each next to the floor: a bare
 `python -c "import torch, transformers"` (no phitune command that touches a model can be faster).
 
-Measured (wall time of the whole process, median of --repeats runs, after one untimed warm-up):
+Measured (wall time of the whole process, median of --repeats runs, after one untimed warm-up; also
+its CPU time, user + system, which a busy machine inflates far less than wall time):
 - `phitune --help`, `phitune validate` (targets: under 0.5 s; neither imports torch)
 - `phitune generate` on the demo run, `phitune estimate` (targets: within 1.5 s of the floor)
 - time from starting `phitune train examples/recipes/tiny-lora.yaml` (the demo, held-out evaluation
@@ -103,13 +104,22 @@ def main() -> int:
     return 0
 
 
-def _wall(cmd: list[str], cwd: Path, env: dict) -> float:
+def _wall(cmd: list[str], cwd: Path, env: dict) -> tuple[float, float]:
+    """(wall seconds, CPU seconds: user + system of the process and its children)."""
+    before = _children_cpu()
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     took = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
-    return took
+    return took, _children_cpu() - before
+
+
+def _children_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _first_step(cmd: list[str], cwd: Path, env: dict) -> float:
@@ -120,28 +130,32 @@ def _first_step(cmd: list[str], cwd: Path, env: dict) -> float:
     for left in cwd.iterdir():  # the run folder (and any work folder beside it) of the previous, cut-short run
         if "first-step" in left.name and left.is_dir():
             shutil.rmtree(left, ignore_errors=True)
+    before = _children_cpu()
     start = time.time()
     proc = subprocess.run(cmd, cwd=cwd, env={**env, "FIRST_STEP_FILE": str(marker)}, capture_output=True, text=True)
     if not marker.is_file():
         raise SystemExit(f"no first step (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
-    return float(marker.read_text()) - start
+    return float(marker.read_text()) - start, _children_cpu() - before
 
 
 def _measure(once, repeats: int) -> dict:
     once()  # warm-up: file-system cache, compiled bytecode
     runs = [once() for _ in range(repeats)]
-    return {"median_s": round(statistics.median(runs), 2), "runs_s": [round(r, 2) for r in runs]}
+    wall, cpu = [w for w, _ in runs], [c for _, c in runs]
+    return {"median_s": round(statistics.median(wall), 2), "runs_s": [round(r, 2) for r in wall],
+            "median_cpu_s": round(statistics.median(cpu), 2)}
 
 
 def markdown(results: dict) -> str:
     floor = results["floor"]["median_s"]
-    lines = ["| command | median (s) | over the floor (s) | target | met |", "|---|---:|---:|---|---|",
-             f"| `python -c \"import torch, transformers\"` (floor) | {floor:.2f} | - | - | - |"]
+    lines = ["| command | median wall (s) | over the floor (s) | CPU (s) | target (wall) | met |",
+             "|---|---:|---:|---:|---|---|",
+             f"| `python -c \"import torch, transformers\"` (floor) | {floor:.2f} | - | {results['floor']['median_cpu_s']:.2f} | - | - |"]
     labels = {"help": "`phitune --help`", "validate": "`phitune validate`", "generate": "`phitune generate` (demo run)",
               "estimate": "`phitune estimate`", "first_step": "`phitune train` demo: first optimizer step"}
     for name, label in labels.items():
         r = results[name]
-        lines.append(f"| {label} | {r['median_s']:.2f} | {r['over_floor_s']:+.2f} | {r['target']} | "
+        lines.append(f"| {label} | {r['median_s']:.2f} | {r['over_floor_s']:+.2f} | {r['median_cpu_s']:.2f} | {r['target']} | "
                      f"{'yes' if r['meets_target'] else 'no'} |")
     return "\n".join(lines)
 

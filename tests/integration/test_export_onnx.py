@@ -73,6 +73,11 @@ def test_full_finetune_exports_int4_and_reports_agreement(full_run, tmp_path):
     assert 0.0 <= genai["token_agreement"] <= 1.0 and len(genai["per_prompt"]) == len(PARITY_PROMPTS)
     assert 0.0 < genai["max_abs_diff"] < 5.0  # 4-bit weights change the logits, but not into noise
     assert report["parity"]["logits_graph"]["passed"] is True  # the plain graph stays fp32
+    # in words: int4 is not comparable by design (and why), the fp32 graph passed
+    assert genai["verdict"] == "not comparable" and "by design" in genai["why"]
+    assert report["parity"]["logits_graph"]["verdict"] == "passed"
+    card = (out / "README.md").read_text()  # the export travels with its model card
+    assert "library_name: onnxruntime-genai" in card and "ONNX export (int4)" in card and "**not comparable**" in card
     import onnx
 
     graph = onnx.load(str(out / "genai" / "model.onnx"), load_external_data=False)

@@ -7,7 +7,7 @@ from __future__ import annotations
 def register(sub) -> None:
     p = sub.add_parser("eval", help="evaluate a run or model folder on a data file")
     p.add_argument("model", metavar="RUN_DIR_OR_MODEL", help="a run folder from `phitune train`, or a model folder")
-    p.add_argument("--data", required=True, help="JSONL in the task's format (chat messages, prompt/completion)")
+    p.add_argument("--data", required=True, help="data file in the task's format: JSONL, CSV/TSV or Parquet (as `phitune data check` reads it)")
     p.add_argument("--limit", type=int, default=None, help="evaluate at most N records")
     p.add_argument("--output", default=None, help="metrics file (default RUN_DIR/eval.json, or ./eval.json)")
     from phitune.recipe.task import TASK_TYPES
