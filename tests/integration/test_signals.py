@@ -17,7 +17,6 @@ import yaml
 
 from conftest import EXAMPLES, run_cli
 
-pytestmark = pytest.mark.slow
 
 
 def write_recipe(tmp: Path, max_steps: int, **train) -> Path:
@@ -60,6 +59,7 @@ def stopped_step(stderr: str) -> int:
     return int(match.group(1))
 
 
+@pytest.mark.slow
 def test_sigterm_checkpoints_exits_143_and_the_run_resumes(tmp_path):
     recipe = write_recipe(tmp_path, max_steps=30)
     run = tmp_path / "run"
@@ -77,6 +77,7 @@ def test_sigterm_checkpoints_exits_143_and_the_run_resumes(tmp_path):
     assert metrics["steps"] == 30 and len(metrics["train_loss_history"]) == 30
 
 
+@pytest.mark.slow
 def test_sigint_still_exits_130(tmp_path):
     recipe = write_recipe(tmp_path, max_steps=30)
     code, err = start_and_signal(["train", str(recipe), "--output", str(tmp_path / "run")], tmp_path,
@@ -85,6 +86,7 @@ def test_sigint_still_exits_130(tmp_path):
     assert (tmp_path / "run" / "checkpoints" / f"step-{stopped_step(err)}" / "trainer_state.json").is_file()
 
 
+@pytest.mark.slow
 def test_sigterm_stops_every_deepspeed_rank_after_the_same_step_with_a_checkpoint(tmp_path, tiny_model_dir):
     recipe = write_recipe(tmp_path, max_steps=20, deepspeed={"stage": 2})
     run = tmp_path / "run"
@@ -102,3 +104,35 @@ def test_sigterm_stops_every_deepspeed_rank_after_the_same_step_with_a_checkpoin
                       cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert json.loads((run / "metrics.json").read_text())["steps"] == 20
+
+
+class SigtermDuringStep:
+    """Callback: arms a forward hook so that SIGTERM reaches this process in the middle of step `step`."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, info) -> None:
+        if info.step == self.step - 1:
+            import os
+
+            def send(module, args):
+                handle.remove()
+                os.kill(os.getpid(), signal.SIGTERM)
+
+            handle = info.model.register_forward_pre_hook(send)
+
+
+def test_sigterm_mid_step_finishes_that_step_then_checkpoints(tmp_path):
+    from phitune.errors import TrainingInterrupted
+    from phitune.recipe.load import load_recipe
+    from phitune.train.run import train
+
+    recipe = load_recipe(write_recipe(tmp_path, max_steps=6))
+    with pytest.raises(TrainingInterrupted) as stopped:
+        train(recipe, tmp_path / "run", callbacks=[SigtermDuringStep(3)], progress=False)
+    assert stopped.value.exit_code == 143 and "stopped by SIGTERM" in str(stopped.value)
+    assert stopped_step(str(stopped.value)) == 3  # the step the signal arrived in was completed
+    state = json.loads((tmp_path / "run" / "checkpoints" / "step-3" / "trainer_state.json").read_text())
+    assert state["global_step"] == 3 and len(state["history"]) == 3
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored after the run

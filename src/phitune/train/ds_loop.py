@@ -30,7 +30,7 @@ class DeepSpeedLoop(TrainLoop):
     def __init__(self, *, engine, world: dist.World, stop=None, **kwargs):
         super().__init__(model=engine, optimizer=engine.optimizer, scheduler=engine.lr_scheduler, **kwargs)
         self.engine, self.world = engine, world
-        self.stop = stop  # phitune.train.signals.StopRequests: signals this rank received
+        self.rank_stop = stop  # phitune.train.signals.StopRequests (installed by ds_run): signals this rank received
         self._agreed_stop = False  # every rank saw the same stop request: a collective checkpoint is safe
 
     def _step(self, window: list) -> dict:
@@ -40,7 +40,7 @@ class DeepSpeedLoop(TrainLoop):
         batches = [self._collate(rb) for rb in window]
         local_targets = sum(count_targets(b) for b in batches)
         local_tokens = sum(len(self.examples[i]) for rb in window if not rb.dummy for i in rb.indices)
-        signum = self.stop.signum if self.stop is not None else 0
+        signum = self.rank_stop.signum if self.rank_stop is not None else 0
         # the stop flags ride on the all-reduce every step makes anyway: all ranks see the same sums
         n_targets, tokens, n_term, n_int = (int(v) for v in dist.all_reduce_sum(
             [local_targets, local_tokens, signum == signal.SIGTERM, signum == signal.SIGINT]))
@@ -65,6 +65,15 @@ class DeepSpeedLoop(TrainLoop):
             self._agreed_stop = True
             raise stop_for(signal.SIGTERM if n_term else signal.SIGINT)
         return record
+
+    def _stop_requests(self):
+        """ds_run's StopRequests already records signals; the stop is agreed in `_step`."""
+        import contextlib
+
+        return contextlib.nullcontext()
+
+    def _check_stop(self) -> None:
+        pass  # `_step` raises once every rank knows (a rank stopping alone would hang the others)
 
     def _collate(self, rank_batch: dist.RankBatch) -> dict:
         batch = self.collate([self.examples[i] for i in rank_batch.indices])

@@ -84,14 +84,29 @@ class TrainLoop:
         self.device = next(model.parameters()).device
         self._rng = ckpt.capture_rng()  # RNG at the current resume point
         self._saved_step: int | None = None
+        self.stop = None  # phitune.train.signals.StopRequests while the loop runs
         self._plans: dict[int, list[list[int]]] = {}
 
     # --- the loop --------------------------------------------------------------------------------
 
     def run(self) -> TrainState:
         """Train until `total_steps`; on KeyboardInterrupt save a checkpoint and re-raise."""
-        with training_allocator(self.model):  # phitune/host_memory.py: where freed activations go
+        with training_allocator(self.model), self._stop_requests():  # host_memory.py: where freed activations go
             return self._run()
+
+    def _stop_requests(self):
+        """Ctrl-C / SIGTERM during the loop: finish the step in progress, then stop (see `_check_stop`)."""
+        from phitune.train.signals import StopRequests
+
+        self.stop = StopRequests(second_raises=True)
+        return self.stop
+
+    def _check_stop(self) -> None:
+        """After a completed step: a signal arrived meanwhile, so checkpoint (in `_run`) and stop."""
+        from phitune.train.signals import stop_for
+
+        if self.stop is not None and self.stop.signum:
+            raise stop_for(self.stop.signum)
 
     def _run(self) -> TrainState:
         from tqdm.auto import tqdm
@@ -117,6 +132,7 @@ class TrainLoop:
                 info = StepInfo(st.global_step, st.total_steps, record["loss"], record["lr"], eval_loss, tok_s, self.model)
                 for cb in self.callbacks:
                     cb.on_step_end(info)
+                self._check_stop()
             if not st.eval_history or st.eval_history[-1]["step"] != st.global_step:
                 self._evaluate()
         except KeyboardInterrupt:

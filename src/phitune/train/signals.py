@@ -3,12 +3,13 @@ node, and what Kubernetes and `docker stop` send) is handled exactly like SIGINT
 stops at an optimizer-step boundary, writes a checkpoint, says how to resume, and exits with
 130 after SIGINT or 143 after SIGTERM (128 + the signal number, as a shell reports it).
 
-One process: the signal raises `KeyboardInterrupt` (`Terminated` for SIGTERM) wherever training is;
-the step being computed is dropped and the checkpoint holds the last completed step, which is the
-same thing for the weights (the update and its bookkeeping are never separated: `deferred`).
-DeepSpeed ranks: a signal only sets a flag (`StopRequests`); every rank shares its flags in the
-all-reduce each step already makes, so all ranks stop after the same step and write the checkpoint
-together (a rank raising on its own would leave the others waiting in a collective).
+Inside the training loop a signal only sets a flag (`StopRequests`): the step in progress finishes,
+then the loop writes the checkpoint and raises `KeyboardInterrupt` (`Terminated` for SIGTERM). A
+second Ctrl-C stops at once, from the last completed step (the update and its bookkeeping are never
+separated: `deferred`). Outside the loop (loading data, the model) a signal raises at once.
+DeepSpeed ranks share their flags in the all-reduce each step already makes, so all ranks stop
+after the same step and write the checkpoint together (a rank raising on its own would leave the
+others waiting in a collective).
 """
 
 from __future__ import annotations
@@ -90,10 +91,13 @@ def deferred() -> Iterator[None]:
 
 
 class StopRequests:
-    """Context manager for a DeepSpeed rank: SIGINT / SIGTERM are recorded, not raised."""
+    """While inside: SIGINT / SIGTERM are recorded, not raised; the training loop stops after the step
+    in progress (a DeepSpeed rank: after the step all ranks agree on). With `second_raises`, a second
+    signal raises at once (Ctrl-C pressed twice: stop now, from the last completed step)."""
 
-    def __init__(self) -> None:
+    def __init__(self, second_raises: bool = False) -> None:
         self.signum = 0
+        self.second_raises = second_raises
         self._previous: dict = {}
 
     def __enter__(self) -> "StopRequests":
@@ -103,7 +107,10 @@ class StopRequests:
         return self
 
     def _record(self, signum, frame) -> None:
+        again = self.signum != 0
         self.signum = max(self.signum, int(signum))
+        if again and self.second_raises:
+            raise stop_for(self.signum)
 
     def __exit__(self, *exc) -> None:
         for sig, handler in self._previous.items():
