@@ -268,6 +268,8 @@ def test_unusable_outputs_are_one_message_each(tmp_path, tmpfs, capsys):
         assert code == 2 and message in err and "Traceback" not in err, (output, err)
         assert err.count("error:") == 1
     assert a_file.read_text() == "x"
+    code, err = cli(capsys, "train", recipe, "--output", str(tmp_path / "run"), "--resume", "--overwrite")
+    assert code == 2 and "contradict" in err and not (tmp_path / "run").exists()
 
 
 def test_a_full_disk_during_a_checkpoint_is_one_message_and_leaves_valid_checkpoints(tmp_path, tmpfs, capsys):

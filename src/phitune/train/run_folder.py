@@ -59,9 +59,13 @@ class RunLock:
 
     @classmethod
     def acquire(cls, folder: Path) -> "RunLock":
-        import fcntl
-
         path = folder / LOCK_FILE
+        try:
+            import fcntl
+        except ImportError:  # not a POSIX system: no flock, run unlocked
+            log.warning("cannot lock %s on this platform; another run into this folder would not be noticed", folder)
+            return cls(path, None)
+
         while True:
             with writing("the run folder's lock file", folder):
                 fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
@@ -194,6 +198,10 @@ def open_run_folder(final: str | os.PathLike, *, resume: bool, overwrite: bool) 
     folder locked by another run, an unfinished run without `resume`, a finished run without
     `overwrite`, nothing to resume."""
     final = Path(final)
+    if resume and overwrite:
+        raise TrainError("--resume and --overwrite contradict each other", [Problem(
+            "--overwrite", "--resume continues the run in the folder; --overwrite replaces it with a new one",
+            "choose one")])
     check_output_path(final)
     _recover_interrupted_swap(final)
     created = not final.exists()
