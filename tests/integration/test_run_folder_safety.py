@@ -303,3 +303,16 @@ def test_outputs_follow_the_umask(tmp_path):
     wrong = {k: oct(m) for k, m in modes.items() if m != (0o750 if (run / k).is_dir() else 0o640)}
     assert wrong == {}
     assert "adapter/adapter_model.safetensors" in modes and "checkpoints/step-1/trainable.safetensors" in modes
+
+
+def test_tiny_model_folder_follows_the_umask(tmp_path, capsys):
+    old = os.umask(0o027)
+    try:
+        code, err = cli(capsys, "tiny-model", str(tmp_path / "tiny"))
+    finally:
+        os.umask(old)
+    assert code == 0, err
+    out = tmp_path / "tiny"
+    modes = {p.name: p.stat().st_mode & 0o777 for p in [out, *out.iterdir()]}
+    assert modes["tiny"] == 0o750 and modes["model.safetensors"] == 0o640
+    assert set(modes.values()) == {0o750, 0o640}
