@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
-from conftest import EXAMPLES, run_cli
+from conftest import EXAMPLES, REPO, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -39,3 +42,26 @@ def test_readme_zero3_example_trains_lora_on_embed_tokens(tmp_path, tiny_model_d
         assert sha(saved[name.replace(".default", "")]) == digest, name
     assert saved["base_model.model.model.embed_tokens.lora_embedding_B"].abs().sum() > 0  # B starts at zero
     assert json.loads((out / "metrics.json").read_text())["steps"] == 4
+
+
+BUILD_AND_LOAD = """
+import os
+from phitune.models.tiny import builtin_model_path
+from transformers import AutoConfig, AutoModelForCausalLM
+path = builtin_model_path("builtin:tiny-phi3")
+print(os.stat(path).st_ino, flush=True)  # the folder this rank goes on to read
+AutoModelForCausalLM.from_pretrained(path, config=AutoConfig.from_pretrained(path))
+"""
+
+
+def test_ranks_building_the_builtin_model_at_once_all_get_a_whole_model(tmp_path):
+    """On a fresh cache every rank of the README's command builds builtin:tiny-phi3 at the same moment: one
+    builds, the others wait for it, and no rank's model folder is replaced while it reads it (each rebuild
+    used to swap in a new folder under the ranks already loading the previous one)."""
+    env = {**os.environ, "PHITUNE_CACHE": str(tmp_path / "cache")}
+    procs = [subprocess.Popen([sys.executable, "-c", BUILD_AND_LOAD], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    results = [(p.wait(timeout=300), p.stdout.read(), p.stderr.read()) for p in procs]
+    assert [code for code, _, _ in results] == [0, 0, 0], [err[-1500:] for _, _, err in results]
+    final = os.stat(tmp_path / "cache" / "models" / "tiny-phi3").st_ino
+    assert [int(out) for _, out, _ in results] == [final] * 3

@@ -123,7 +123,18 @@ def builtin_model_path(name: str) -> Path:
         )
     path = cache_dir() / "models" / key
     if not (path / "phitune_tiny.json").is_file():
-        build_tiny_model(path, TinySpec(**BUILTIN_MODELS[key]))
+        # Every rank of `phitune train --nproc N` gets here at once on a fresh cache: one builds while the
+        # others wait on the lock (a rank reading while another replaced the folder saw a half model).
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.parent / f".{key}.lock", "w") as lock:
+            try:
+                import fcntl
+
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            except (ImportError, OSError):
+                pass  # no locks here: builds may race, as before
+            if not (path / "phitune_tiny.json").is_file():
+                build_tiny_model(path, TinySpec(**BUILTIN_MODELS[key]))
     return path
 
 
