@@ -268,6 +268,29 @@ def run_size(path: Path, megabytes: float, work: Path, models: Path, *, cold_tra
     return row
 
 
+def table(results: dict) -> str:
+    """The README table: one row per file size."""
+
+    def cell(row: dict, key: str) -> str:
+        item = row.get(key)
+        if not item:
+            return "not measured"
+        seconds = item.get("first_step_s") or item["wall_s"]
+        return f"{seconds:.0f} s / {item['peak_rss_mb']:.0f} MB"
+
+    lines = ["| file | records | `data check` cold | `data check` warm | `train` to step 1, cold | `train` to step 1, warm "
+             "| tokenizer's own batch encode (floor) | cold build / floor, same process |",
+             "|---|---|---|---|---|---|---|---|"]
+    for size, row in results["sizes"].items():
+        floor = row["floor"]
+        floor_text = f"{floor['mb_per_s']:.2f} MB/s" + (f" (on {floor['measured_mb']:g} MB)" if floor["extrapolated"] else "")
+        ratio = row.get("same_process", {}).get("ratio")
+        ratio_text = f"{ratio:.2f}x (on {row['same_process']['mb']:g} MB)" if ratio else "not measured"
+        lines.append(f"| {row['file_mb']:g} MB | {row['records']:,} | {cell(row, 'check_cold')} | {cell(row, 'check_warm')} "
+                     f"| {cell(row, 'train_cold')} | {cell(row, 'train_warm')} | {floor_text} | {ratio_text} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=float, nargs="+", default=[1, 10, 100, 1000], help="file sizes in MB")
@@ -279,7 +302,11 @@ def main() -> None:
                         help="measure the tokenizer's own throughput on at most this much of a file")
     parser.add_argument("--python", default=sys.executable, help="interpreter running phitune (e.g. another checkout's)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "data_scale.json")
+    parser.add_argument("--table", type=Path, default=None, help="print the README table of a results file and exit")
     args = parser.parse_args()
+    if args.table:
+        print(table(json.loads(args.table.read_text())))
+        return
 
     folder = args.keep or Path(tempfile.mkdtemp(prefix="phitune-data-scale-"))
     folder.mkdir(parents=True, exist_ok=True)
