@@ -9,7 +9,7 @@ its CPU time, user + system, which a busy machine inflates far less than wall ti
   before training included) to the end of its first optimizer step (target: within 3 s of the floor).
 
     .venv/bin/python benchmarks/cli_latency.py                       # writes benchmarks/results/cli_latency.json
-    .venv/bin/python benchmarks/cli_latency.py --src OTHER/src --out before.json   # another checkout's code
+    .venv/bin/python benchmarks/cli_latency.py --baseline-src OLD/src   # and an older checkout, alternating
 
 Not a test: nothing is asserted. Timings depend on the machine and on what else runs on it (the
 load average before and after is recorded).
@@ -55,51 +55,57 @@ sys.exit(main(sys.argv[1:]))
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per command (default 5; the median is reported)")
-    parser.add_argument("--src", default=None, help="import phitune from this src/ folder instead (e.g. an older checkout)")
+    parser.add_argument("--baseline-src", default=None, metavar="SRC",
+                        help="also measure phitune imported from this src/ folder (e.g. an older checkout), each run "
+                             "alternating with this checkout's, so both see the same machine load")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "cli_latency.json"))
     args = parser.parse_args()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "TOKENIZERS_PARALLELISM": "false",
-           "PYTHONWARNINGS": "ignore"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    if args.src:
-        env["PYTHONPATH"] = str(Path(args.src).resolve())
+    base_env = {**os.environ, "HF_HUB_OFFLINE": "1", "MLFLOW_DISABLE_TELEMETRY": "true",
+                "TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore"}
+    base_env.pop("MLFLOW_TRACKING_URI", None)
+    variants = {"this checkout": {**base_env, "PYTHONPATH": str(REPO / "src")}}
+    if args.baseline_src:
+        variants["baseline"] = {**base_env, "PYTHONPATH": str(Path(args.baseline_src).resolve())}
     py = sys.executable
     phitune = [py, "-m", "phitune.cli"]
     load_before = os.getloadavg()
+    results: dict[str, dict[str, dict]] = {v: {} for v in variants}
     with tempfile.TemporaryDirectory(prefix="phitune-latency-") as tmp:
         tmp = Path(tmp)
         run_dir = tmp / "demo"
         print("training the demo run once (for generate) ...", flush=True)
         subprocess.run([*phitune, "train", str(DEMO), "--output", str(run_dir), "--no-progress", "--set", "tracking=none"],
-                       cwd=tmp, env=env, check=True, capture_output=True)
+                       cwd=tmp, env=variants["this checkout"], check=True, capture_output=True)
         commands = {
             "floor": [py, "-c", "import torch, transformers"],
             "help": [*phitune, "--help"],
             "validate": [*phitune, "validate", str(DEMO)],
             "generate": [*phitune, "generate", str(run_dir), "--prompt", "great value for money"],
             "estimate": [*phitune, "estimate", str(DEMO)],
+            "first_step": [py, "-c", FIRST_STEP, "train", str(DEMO), "--output", str(tmp / "first-step"), "--no-progress"],
         }
-        results: dict[str, dict] = {}
         for name, cmd in commands.items():
-            results[name] = _measure(lambda: _wall(cmd, tmp, env), args.repeats)
-            print(f"{name:<10} median {results[name]['median_s']:.2f} s  runs {results[name]['runs_s']}", flush=True)
-        step_cmd = [py, "-c", FIRST_STEP, "train", str(DEMO), "--output", str(tmp / "first-step"), "--no-progress"]
-        results["first_step"] = _measure(lambda: _first_step(step_cmd, tmp, env), args.repeats)
-        print(f"first_step median {results['first_step']['median_s']:.2f} s  runs {results['first_step']['runs_s']}")
-    floor = results["floor"]["median_s"]
-    for name, (kind, limit) in TARGETS.items():
-        value = results[name]["median_s"]
-        results[name]["over_floor_s"] = round(value - floor, 2)
-        measured = value if kind == "absolute" else value - floor
-        results[name]["target"] = f"< {limit} s" if kind == "absolute" else f"<= floor + {limit} s"
-        results[name]["meets_target"] = measured <= limit
+            once = _first_step if name == "first_step" else _wall
+            measured = _measure({v: (lambda env=env: once(cmd, tmp, env)) for v, env in variants.items()}, args.repeats)
+            for variant, summary in measured.items():
+                results[variant][name] = summary
+                print(f"{variant:<14} {name:<10} median {summary['median_s']:.2f} s (CPU {summary['median_cpu_s']:.2f} s)"
+                      f"  runs {summary['runs_s']}", flush=True)
+    for variant in results.values():
+        floor = variant["floor"]["median_s"]
+        for name, (kind, limit) in TARGETS.items():
+            value = variant[name]["median_s"]
+            variant[name]["over_floor_s"] = round(value - floor, 2)
+            variant[name]["target"] = f"< {limit} s" if kind == "absolute" else f"<= floor + {limit} s"
+            variant[name]["meets_target"] = (value if kind == "absolute" else value - floor) <= limit
     report = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                           "load_before": [round(x, 2) for x in load_before],
                           "load_after": [round(x, 2) for x in os.getloadavg()]},
-              "src": args.src or "this checkout", "repeats": args.repeats, "results": results}
+              "baseline_src": args.baseline_src, "repeats": args.repeats, "results": results}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    print(markdown(results))
+    for variant, variant_results in results.items():
+        print(f"\n{variant}:\n{markdown(variant_results)}")
     print(f"wrote {args.out}")
     return 0
 
@@ -138,12 +144,21 @@ def _first_step(cmd: list[str], cwd: Path, env: dict) -> float:
     return float(marker.read_text()) - start, _children_cpu() - before
 
 
-def _measure(once, repeats: int) -> dict:
-    once()  # warm-up: file-system cache, compiled bytecode
-    runs = [once() for _ in range(repeats)]
-    wall, cpu = [w for w, _ in runs], [c for _, c in runs]
-    return {"median_s": round(statistics.median(wall), 2), "runs_s": [round(r, 2) for r in wall],
-            "median_cpu_s": round(statistics.median(cpu), 2)}
+def _measure(runners: dict, repeats: int) -> dict[str, dict]:
+    """Each runner once untimed (warm-up: file-system cache, bytecode), then `repeats` rounds in which
+    every runner runs once, alternating, so all see the same machine load."""
+    for once in runners.values():
+        once()
+    runs: dict[str, list] = {name: [] for name in runners}
+    for _ in range(repeats):
+        for name, once in runners.items():
+            runs[name].append(once())
+    out = {}
+    for name, pairs in runs.items():
+        wall, cpu = [w for w, _ in pairs], [c for _, c in pairs]
+        out[name] = {"median_s": round(statistics.median(wall), 2), "runs_s": [round(r, 2) for r in wall],
+                     "median_cpu_s": round(statistics.median(cpu), 2)}
+    return out
 
 
 def markdown(results: dict) -> str:

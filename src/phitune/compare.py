@@ -28,6 +28,7 @@ DEFAULT_METHODS = ("lora", "dora", "qlora", "ia3", "prompt_tuning", "full")
 COLUMNS = ("method", "trainable_params", "trainable_pct", "peak_rss_mb", "tokens_per_s", "final_train_loss",
            "final_eval_loss", "train_runtime_s", "wall_time_s")
 ERROR_TAIL = 1500
+EMBEDDINGS = ("embed_tokens", "wte", "word_embeddings")  # embedding layers' names in HF causal LMs
 
 
 @dataclass
@@ -69,6 +70,8 @@ def method_overrides(recipe, method: str) -> list[str]:
     if method == "ia3" and recipe.method.type != "ia3" and "target_modules" in section:
         from phitune.recipe.method import PHI3_FEEDFORWARD
 
+        # IA3 scales linear layers only: a LoRA recipe's embed_tokens target (tiny-lora.yaml has one) stays out
+        section["target_modules"] = [m for m in section["target_modules"] if m not in EMBEDDINGS]
         section["feedforward_modules"] = [m for m in PHI3_FEEDFORWARD if m in section["target_modules"]]
     sets = [f"method={json.dumps(section)}", "output.merge=false", "eval.before_after=false"]
     if method in ("prompt_tuning", "prefix_tuning") and recipe.train.packing:

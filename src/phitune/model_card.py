@@ -14,8 +14,6 @@ import shlex
 import sys
 from pathlib import Path
 
-import yaml
-
 CARD = "README.md"
 
 
@@ -52,6 +50,8 @@ def base_license(model_name: str) -> str | None:
 def front_matter(text: str) -> dict:
     if not text.startswith("---"):
         return {}
+    import yaml
+
     end = text.find("\n---", 3)
     try:
         data = yaml.safe_load(text[3:end]) if end > 0 else None
@@ -99,6 +99,8 @@ def metadata(recipe, kind: str) -> dict:
 def render(recipe, kind: str, what: str, metrics: dict | None, command: str | None = None,
            extra_sections: list[tuple[str, list[str]]] = ()) -> str:
     """The README.md text: front matter, then what this folder is and how it was made."""
+    import yaml
+
     from phitune import __version__
 
     meta = metadata(recipe, kind)

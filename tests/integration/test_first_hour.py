@@ -133,6 +133,15 @@ def test_loss_png_starts_the_eval_curve_at_the_loss_before_training(tmp_path, mo
     assert (tmp_path / "loss.png").stat().st_size > 1000
 
 
+def test_compare_runs_ia3_from_a_recipe_that_adapts_the_embeddings():
+    from phitune.compare import plan_runs
+    from phitune.recipe.load import load_recipe
+
+    recipe = EXAMPLES / "recipes" / "tiny-lora.yaml"  # LoRA on embed_tokens too; IA3 cannot scale an embedding
+    ia3 = load_recipe(recipe, overrides=plan_runs(recipe, ["ia3"], steps=2, overrides=[])["ia3"]).method
+    assert "embed_tokens" not in ia3.target_modules and "lm_head" in ia3.target_modules
+
+
 def test_compare_chart_has_every_methods_loss_curves_and_linear_bars():
     from phitune.compare import build_figure
 
