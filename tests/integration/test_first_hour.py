@@ -204,7 +204,7 @@ def test_local_pipeline_tracks_in_the_users_folder_and_ends_with_a_summary(tmp_p
     before = {p.name for p in (REPO / "src").iterdir()}
     proc = run_cli("submit", str(EXAMPLES / "recipes" / "tiny-lora.yaml"), "--target", "local-pipeline", "--output", str(out),
                    "--set", "train.max_steps=3", "--set", "eval.before_after=false", "--set", "eval.limit=4",
-                   "--set", "eval.max_new_tokens=2", cwd=tmp_path, env={"MLFLOW_TRACKING_URI": ""})
+                   "--set", "eval.max_new_tokens=2", cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (tmp_path / "mlruns.db").is_file()  # where `mlflow ui` in the user's folder looks
     assert {p.name for p in (REPO / "src").iterdir()} == before  # nothing written inside the package
@@ -213,6 +213,16 @@ def test_local_pipeline_tracks_in_the_users_folder_and_ends_with_a_summary(tmp_p
     logs = run_cli("logs", str(out)).stdout
     order = [ln.split("/steps/")[1].split("/")[0] for ln in logs.splitlines() if ln.startswith("==> ")]
     assert order[:3] == ["validate_data", "finetune", "evaluate"]
+
+
+@pytest.mark.slow
+def test_a_first_mlflow_run_in_a_new_folder_prints_nothing_of_mlflows(tmp_path):
+    """The first run in a folder creates its MLflow store; mlflow announces that at INFO level."""
+    proc = run_cli("train", str(EXAMPLES / "recipes" / "tiny-lora.yaml"), "--output", str(tmp_path / "run"), "--no-progress",
+                   "--set", "train.max_steps=2", "--set", "eval.before_after=false", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "mlruns.db").is_file()
+    assert "mlflow" not in proc.stderr.lower() and "INFO" not in proc.stderr, proc.stderr
 
 
 @pytest.mark.slow

@@ -52,6 +52,9 @@ def quiet_libraries(verbose: bool = False) -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' "Loading weights" bars read this
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    # mlflow sets its own loggers' levels when imported (from this variable; INFO by default), which
+    # would print "Creating initial MLflow database tables..." the first time a folder's store is made.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
     if not gpu_visible():
         # DeepSpeed (imported by accelerate when installed) probes for an accelerator and, finding none,
         # prints "Setting accelerator to CPU" on stdout through its own handler. Naming it skips the probe.
