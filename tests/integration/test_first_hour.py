@@ -22,7 +22,8 @@ HEAVY = ("deepspeed", "mlflow", "bitsandbytes", "azure")
 def _cli_with_modules(args: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess, set[str]]:
     """Run `phitune ARGS` in a fresh process; also return the modules it imported."""
     code = ("import sys\nfrom phitune.cli import main\nrc = main(sys.argv[1:])\n"
-            "open(sys.argv[0] + '.modules', 'w').write('\\n'.join(sys.modules))\nsys.exit(rc)")
+            "open(sys.argv[0] + '.modules', 'w').write('\\n'.join(k for k, v in sys.modules.items() if v is not None))\n"
+            "sys.exit(rc)")  # None entries mark modules kept out on purpose (phitune.lazy_imports)
     script = cwd / "entry.py"
     script.write_text(code)
     proc = subprocess.run([sys.executable, str(script), *args], cwd=cwd, capture_output=True, text=True, timeout=900)
