@@ -75,3 +75,10 @@ def test_local_pipeline_runs_validate_finetune_evaluate_end_to_end_on_the_tiny_m
     assert (out / "metrics" / "eval.json").is_file()
     assert (out / "steps" / "validate_data" / "outputs" / "checked_train_data" / "checked_train_data").read_bytes() \
         == (EXAMPLES / "data" / "reviews-train.jsonl").read_bytes()
+
+    # A second run into the same folder is refused before anything there is touched.
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    again = run_cli("submit", str(RECIPE), "--target", "local-pipeline", "--output", str(out), *FAST)
+    assert again.returncode == 2 and "holds a finished local pipeline" in again.stderr, again.stderr
+    assert "Traceback" not in again.stderr and "use another --output" in again.stderr
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before

@@ -48,6 +48,7 @@ class LocalPipelineRunner:
         from phitune.recipe.load import write_resolved
 
         out = Path(self.output_dir or default_output_dir(recipe.name, self.name)).resolve()
+        _refuse_a_finished_pipeline(out)
         out.mkdir(parents=True, exist_ok=True)
         resolved = write_resolved(recipe, out / "resolved_recipe.json")
         doc = build_pipeline_document(recipe, resolved, pipeline_path(self.spec.pipeline), self.spec, out)
@@ -160,6 +161,25 @@ def _resolve(pipeline: Pipeline, node: Node, name: str, binding, produced: dict)
         return str(produced[(m.group(2), m.group(4))])
     raise SubmitError(f"cannot resolve an input of step {node.name}",
                       [Problem(f"jobs.{node.name}.inputs.{name}", f"{binding} names nothing", "run `phitune lint`")])
+
+
+def _refuse_a_finished_pipeline(out: Path) -> None:
+    """Before anything in `out` is written: a pipeline that ran here to the end is kept. (Its finetune
+    step would refuse the finished run only after validate_data had run and job.yml was rewritten.)"""
+    import json
+
+    from phitune.models.run_dir import METRICS
+    from phitune.targets.handles import STEP_ORDER
+
+    try:
+        steps = json.loads((out / STEP_ORDER).read_text(encoding="utf-8"))["steps"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    finished = [Path(p) for s in steps for p in s.get("outputs", {}).values() if (Path(p) / METRICS).is_file()]
+    if finished:
+        raise SubmitError(f"{out} holds a finished local pipeline", [Problem(
+            "--output", f"its fine-tuned run {finished[0]} is complete; nothing was run or changed",
+            f"use another --output, or delete {out} to run the pipeline there again")])
 
 
 def _finetune_run_dir(pipeline: Pipeline, steps: list[Step]) -> Path | None:
