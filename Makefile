@@ -32,11 +32,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/phitune train examples/recipes/tiny-lora.yaml --output runs/demo --overwrite
 
+# Two workers (pytest-xdist), one per core: most tests wait on single-threaded imports and subprocesses.
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -n 2 -m "not slow"
 
 # Azure ML YAMLs (components/, environments/, aml/): what azure-ai-ml accepts offline but Azure rejects.
 lint: $(STAMP)
