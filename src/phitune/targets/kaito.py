@@ -18,6 +18,7 @@ from phitune.recipe.method import PHI3_LORA_TARGETS
 from phitune.targets import kaito_config, kaito_manifest, kaito_presets, kaito_schema
 from phitune.targets.assets import default_output_dir
 from phitune.targets.base import TERMINAL_STATUSES
+from phitune.targets.handles import DryRunHandle
 
 MANIFEST_FILE = "kaito.yaml"
 
@@ -75,7 +76,7 @@ class KaitoRunner:
         print(f"KAITO Workspace {name} (preset {workspace['tuning']['preset']['name']}, method "
               f"{workspace['tuning']['method']}): {manifest}", flush=True)
         if dry_run:
-            return KaitoDryRunHandle(out, manifest)
+            return KaitoDryRunHandle(out, {"manifest": str(manifest)}, manifest)
         from phitune.targets.kaito_client import apply
 
         apply(cluster, config_map, workspace)
@@ -83,30 +84,14 @@ class KaitoRunner:
 
 
 @dataclass
-class KaitoDryRunHandle:
+class KaitoDryRunHandle(DryRunHandle):
     """Nothing was sent: `manifest` is the ConfigMap + Workspace YAML a submit would apply."""
 
-    folder: Path
     manifest: Path
-
-    @property
-    def id(self) -> str:
-        return f"dry-run:{self.folder}"
 
     @property
     def url(self) -> str:
         return self.manifest.as_uri()
-
-    def status(self) -> str:
-        return "DryRun"
-
-    def wait(self, timeout: float | None = None) -> str:
-        return "DryRun"
-
-    def download(self, directory: str | Path) -> Path:
-        from phitune.targets.handles import _copy_tree
-
-        return _copy_tree(self.folder, directory)
 
 
 def workspace_status(obj: dict) -> tuple[str, list[str]]:
