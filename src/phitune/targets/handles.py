@@ -101,12 +101,7 @@ class AzureJobHandle:
         return status_text(job.status)
 
     def wait(self, timeout: float | None = None) -> str:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            status = self.status()
-            if status in TERMINAL_STATUSES or (deadline is not None and time.monotonic() >= deadline):
-                return status
-            time.sleep(self.poll_seconds)
+        return wait_for_terminal_status(self.status, self.poll_seconds, timeout)
 
     def download(self, directory: str | Path) -> Path:
         from phitune.targets.azure_errors import azure_call
@@ -116,6 +111,16 @@ class AzureJobHandle:
         with azure_call(f"downloading job {self.name}"):
             self.ml_client.jobs.download(self.name, download_path=str(dest), all=True)
         return dest
+
+
+def wait_for_terminal_status(status, poll_seconds: float, timeout: float | None = None) -> str:
+    """Call `status()` every `poll_seconds` until it is terminal or `timeout` seconds have passed (every remote target)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        current = status()
+        if current in TERMINAL_STATUSES or (deadline is not None and time.monotonic() >= deadline):
+            return current
+        time.sleep(poll_seconds)
 
 
 STEP_ORDER = "steps.json"  # local-pipeline: the steps in the order they ran (written before the first runs)

@@ -17,8 +17,7 @@ from phitune.errors import Problem, SubmitError
 from phitune.recipe.method import PHI3_LORA_TARGETS
 from phitune.targets import kaito_config, kaito_manifest, kaito_presets, kaito_schema
 from phitune.targets.assets import default_output_dir
-from phitune.targets.base import TERMINAL_STATUSES
-from phitune.targets.handles import DryRunHandle
+from phitune.targets.handles import DryRunHandle, wait_for_terminal_status
 
 MANIFEST_FILE = "kaito.yaml"
 
@@ -141,14 +140,7 @@ class KaitoJobHandle:
         return status
 
     def wait(self, timeout: float | None = None) -> str:
-        import time
-
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            status = self.status()
-            if status in TERMINAL_STATUSES or (deadline is not None and time.monotonic() >= deadline):
-                return status
-            time.sleep(self.poll_seconds)
+        return wait_for_terminal_status(self.status, self.poll_seconds, timeout)
 
     def logs(self) -> tuple[str | None, str]:
         from phitune.targets.kaito_client import tuning_logs
