@@ -17,8 +17,8 @@ from typing import Any, Callable, Iterator
 
 from phitune.data.records import BadRecord
 from phitune.errors import DataError, Problem
+from phitune.recipe.paths import REMOTE_PREFIXES
 
-URI_PREFIXES = ("azureml:", "https://", "http://", "abfss://", "wasbs://", "hf://")
 UTF8_BOM = b"\xef\xbb\xbf"
 OTHER_BOMS = {
     b"\xff\xfe\x00\x00": "UTF-32", b"\x00\x00\xfe\xff": "UTF-32",
@@ -219,7 +219,7 @@ def _json_problem(exc: json.JSONDecodeError, text: str, location: str, lineno: i
 def require_local_file(path: str, display: str | None = None) -> Path:
     """The local file at `path`, or a DataError saying why it cannot be read here."""
     display = display or str(path)
-    if str(path).startswith(URI_PREFIXES):
+    if str(path).startswith(REMOTE_PREFIXES):
         raise DataError(
             f"cannot read {path} on this machine",
             [Problem(display, "a remote URI cannot be read locally",

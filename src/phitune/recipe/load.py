@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from phitune.errors import Problem, RecipeError
 from phitune.recipe.azure_names import hint as azure_hint
 from phitune.recipe.base import CONFLICTS
-from phitune.recipe.paths import local_path_problems
+from phitune.recipe.paths import REMOTE_PREFIXES, local_path_problems
 from phitune.recipe.schema import Recipe
 from phitune.recipe.yaml_source import YamlSyntaxError, check_size, read_json, read_yaml
 
@@ -25,7 +25,6 @@ from phitune.recipe.yaml_source import YamlSyntaxError, check_size, read_json, r
 # (values from `--set` against the current directory), so a resolved recipe runs from anywhere.
 PATH_FIELDS: tuple[tuple[str, ...], ...] = (("data", "train"), ("data", "validation"),
                                            ("train", "deepspeed", "config"))
-URI_PREFIXES = ("azureml:", "https://", "http://", "abfss://", "wasbs://", "hf://")
 
 
 def load_recipe(
@@ -112,7 +111,7 @@ def _deep_copy(value: Any) -> Any:
 
 
 def _is_local_path(value: Any) -> bool:
-    return isinstance(value, str) and bool(value) and not value.startswith(URI_PREFIXES)
+    return isinstance(value, str) and bool(value) and not value.startswith(REMOTE_PREFIXES)
 
 
 def _resolve_paths(raw: dict, base_dir: Path) -> None:

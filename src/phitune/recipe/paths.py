@@ -14,7 +14,9 @@ from pathlib import Path
 
 from phitune.recipe.base import Conflict
 
-URI_PREFIXES = ("azureml:", "https://", "http://", "abfss://", "wasbs://", "hf://", "builtin:")
+# Where a data file or model can live other than on this machine: never checked as local paths.
+REMOTE_PREFIXES = ("azureml:", "https://", "http://", "abfss://", "wasbs://", "hf://")
+URI_PREFIXES = (*REMOTE_PREFIXES, "builtin:")
 
 
 def is_uri(value: str) -> bool:
