@@ -26,14 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from phitune.local_cache import cache_root, exclusive_lock
+
 FORMAT_VERSION = 1
 HASH_BLOCK = 4 * 1024 * 1024
 META, EXAMPLES, PROBLEMS = "meta.json", "examples.arrow", "problems.jsonl"
-
-
-def cache_root() -> Path:
-    """`$PHITUNE_CACHE` (default `~/.cache/phitune`): models/ and data/ live under it."""
-    return Path(os.environ.get("PHITUNE_CACHE") or Path.home() / ".cache" / "phitune")
 
 
 def data_cache_dir() -> Path:
@@ -109,22 +106,9 @@ def is_ready(folder: Path) -> bool:
     return (folder / META).is_file()
 
 
-@contextlib.contextmanager
-def build_lock(fp: Fingerprint) -> Iterator[None]:
+def build_lock(fp: Fingerprint):
     """Exclusive lock on this fingerprint (blocks while another process builds it)."""
-    root = data_cache_dir()
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / f"{fp.key}.lock", "a+") as handle:
-        try:
-            import fcntl
-        except ImportError:  # Windows: no lock; the atomic rename still keeps the cache whole
-            yield
-            return
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return exclusive_lock(data_cache_dir() / f"{fp.key}.lock")
 
 
 @contextlib.contextmanager

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from phitune.errors import ModelError
+from phitune.local_cache import cache_root, exclusive_lock
 
 # Phi-3's chat format. Real Phi-3 templates have no `{% generation %}` tags, so phitune's label masking
 # never relies on them (see phitune.data.template).
@@ -125,21 +126,14 @@ def builtin_model_path(name: str) -> Path:
     if not (path / "phitune_tiny.json").is_file():
         # Every rank of `phitune train --nproc N` gets here at once on a fresh cache: one builds while the
         # others wait on the lock (a rank reading while another replaced the folder saw a half model).
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path.parent / f".{key}.lock", "w") as lock:
-            try:
-                import fcntl
-
-                fcntl.flock(lock, fcntl.LOCK_EX)
-            except (ImportError, OSError):
-                pass  # no locks here: builds may race, as before
+        with exclusive_lock(path.parent / f".{key}.lock"):
             if not (path / "phitune_tiny.json").is_file():
                 build_tiny_model(path, TinySpec(**BUILTIN_MODELS[key]))
     return path
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("PHITUNE_CACHE", Path.home() / ".cache" / "phitune"))
+    return cache_root()
 
 
 def _build_tokenizer(vocab_size: int):
