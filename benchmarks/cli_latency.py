@@ -37,7 +37,7 @@ TARGETS = {"help": ("absolute", 0.5), "validate": ("absolute", 0.5), "generate":
 # writing the wall-clock time of that moment (the parent started its clock before launching).
 FIRST_STEP = """
 import os, sys, time
-import phitune.train.run as run
+import phitune.training.run as run
 from phitune.cli import main
 
 class FirstStep:

@@ -105,7 +105,7 @@ FIRST_STEP_DRIVER = """
 import os, sys, time
 started = float(sys.argv[3])
 from phitune.recipe.load import load_recipe
-from phitune.train.run import train
+from phitune.training.run import train
 
 class FirstStep:
     def on_step_end(self, info):

@@ -146,14 +146,14 @@ def referee_loss(model, examples, pad_id: int, batch_size: int = 8) -> float:
 
 
 def run_phitune(spec: dict, packing: bool) -> dict:
-    """The product path: a Recipe through `phitune.train.run.train`, batching as it defaults (random
+    """The product path: a Recipe through `phitune.training.run.train`, batching as it defaults (random
     batches, each one padding-free row when that is cheaper), or with train.packing."""
     import tempfile
 
     from phitune.models.run_dir import load_for_inference
     from phitune.recipe.schema import Recipe
     from phitune.tracking import NullTracker
-    from phitune.train.run import make_collator, train
+    from phitune.training.run import make_collator, train
 
     stamps: dict[str, tuple[float, float]] = {}
 

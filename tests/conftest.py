@@ -54,7 +54,7 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
 def train_tiny_run(out: Path, method: str = "lora", r: int = 8, steps: int = 3, seed: int = 0) -> Path:
     """A real, short training run folder (a few optimizer steps of `method` on builtin:tiny-phi3)."""
     from phitune.recipe.load import load_recipe
-    from phitune.train.run import train
+    from phitune.training.run import train
 
     extra = {"r": r, "alpha": 2 * r, "dropout": 0.0} if method in ("lora", "dora") else {}
     recipe = load_recipe({"name": out.name, "model": "builtin:tiny-phi3",

@@ -13,8 +13,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "load_recipe": ("phitune.recipe.load", "load_recipe"),
     "Recipe": ("phitune.recipe.schema", "Recipe"),
-    "train": ("phitune.train", None),  # the callable package, see phitune/train/__init__.py
-    "RunResult": ("phitune.train.run", "RunResult"),
+    "train": ("phitune.training.run", "train"),
+    "RunResult": ("phitune.training.run", "RunResult"),
     "submit": ("phitune.targets.submit", "submit"),
 }
 
@@ -23,7 +23,7 @@ __all__ = ["__version__", *_LAZY]
 if TYPE_CHECKING:  # pragma: no cover
     from phitune.recipe.load import load_recipe
     from phitune.recipe.schema import Recipe
-    from phitune.train.run import RunResult, train
+    from phitune.training.run import RunResult, train
 
 
 def __getattr__(name: str) -> Any:

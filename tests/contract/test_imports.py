@@ -19,5 +19,5 @@ def test_help_does_not_import_torch_or_azure():
 
 
 def test_training_core_does_not_import_azure():
-    mods = _modules_after("import phitune.train, phitune.data, phitune.models.loader, phitune.models.adapters")
+    mods = _modules_after("import phitune.training, phitune.data, phitune.models.loader, phitune.models.adapters")
     assert not any(m.startswith("azure") for m in mods)

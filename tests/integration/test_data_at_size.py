@@ -104,7 +104,7 @@ def test_resume_on_changed_data_is_refused_before_tokenizing(tmp_path):
     from test_train_resume import InterruptAt, resume_recipe
 
     from phitune.errors import DataError, TrainingInterrupted
-    from phitune.train.run import train
+    from phitune.training.run import train
 
     recipe = resume_recipe(tmp_path)
     run = tmp_path / "run"

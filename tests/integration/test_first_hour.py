@@ -122,7 +122,7 @@ def test_quiet_setup_names_the_cpu_accelerator_without_importing_torch(monkeypat
 def test_loss_png_starts_the_eval_curve_at_the_loss_before_training(tmp_path, monkeypatch):
     from matplotlib.figure import Figure
 
-    from phitune.train.outputs import plot_loss
+    from phitune.training.outputs import plot_loss
 
     drawn = []
     original = Figure.savefig

@@ -108,7 +108,7 @@ def test_a_finished_run_is_replaced_only_with_overwrite_and_only_once_the_new_ru
 def test_a_failing_run_leaves_no_output_folder(tmp_path):
     from phitune.errors import DataError
     from phitune.recipe.load import load_recipe
-    from phitune.train.run import train
+    from phitune.training.run import train
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"messages": [{"role": "user", "content": "no answer"}]}\n')
@@ -123,7 +123,7 @@ def test_a_failing_run_leaves_no_output_folder(tmp_path):
 HOLD_LOCK = """
 import sys, time
 from pathlib import Path
-from phitune.train.run_folder import open_run_folder
+from phitune.training.run_folder import open_run_folder
 folder = open_run_folder(Path(sys.argv[1]), resume=False, overwrite=False)
 print("locked", flush=True)
 time.sleep(600)
@@ -131,7 +131,7 @@ time.sleep(600)
 
 
 def test_a_second_run_into_a_locked_folder_is_refused_naming_the_holder(tmp_path, capsys):
-    from phitune.train.run_folder import open_run_folder
+    from phitune.training.run_folder import open_run_folder
 
     run = tmp_path / "run"
     holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(run)], stdout=subprocess.PIPE, text=True,
@@ -176,7 +176,7 @@ def test_every_reader_refuses_an_unfinished_run(finished_run, tmp_path, capsys):
 def test_an_interrupted_replacement_resumes_and_then_replaces(tmp_path):
     from phitune.errors import TrainingInterrupted
     from phitune.recipe.load import load_recipe
-    from phitune.train.run import train
+    from phitune.training.run import train
 
     run = tmp_path / "run"
     train(load_recipe(write_recipe(tmp_path, "old.yaml")), run, progress=False)
@@ -209,7 +209,7 @@ def test_resume_skips_a_truncated_checkpoint_and_cleans_half_written_ones(tmp_pa
 
     from phitune.errors import TrainingInterrupted
     from phitune.recipe.load import load_recipe
-    from phitune.train.run import train
+    from phitune.training.run import train
 
     recipe = load_recipe(write_recipe(tmp_path, max_steps=4, save_every=1))
     straight = train(recipe, tmp_path / "straight", progress=False).output_dir
@@ -222,7 +222,7 @@ def test_resume_skips_a_truncated_checkpoint_and_cleans_half_written_ones(tmp_pa
     (run / ".adapter.x8y9").mkdir()
     (run / ".metrics.json.tmp-999").write_text("{")
 
-    with caplog.at_level("WARNING", logger="phitune.train"):
+    with caplog.at_level("WARNING", logger="phitune.training"):
         result = train(recipe, run, resume=True, progress=False)
     assert "skipping checkpoint" in caplog.text and "step-3" in caplog.text and "truncated" in caplog.text
     assert result.metrics["steps"] == 4
@@ -273,7 +273,7 @@ def test_unusable_outputs_are_one_message_each(tmp_path, tmpfs, capsys):
 
 
 def test_a_full_disk_during_a_checkpoint_is_one_message_and_leaves_valid_checkpoints(tmp_path, tmpfs, capsys):
-    from phitune.train.checkpoint import checkpoint_problem
+    from phitune.training.checkpoint import checkpoint_problem
 
     disk = tmpfs("small", "400k")  # room for the recipe and two checkpoints (~160 KB each), not three
     recipe = str(write_recipe(tmp_path, max_steps=10, save_every=1))
@@ -291,7 +291,7 @@ def test_a_full_disk_during_a_checkpoint_is_one_message_and_leaves_valid_checkpo
 
 def test_outputs_follow_the_umask(tmp_path):
     from phitune.recipe.load import load_recipe
-    from phitune.train.run import train
+    from phitune.training.run import train
 
     recipe = load_recipe(write_recipe(tmp_path, max_steps=2, save_every=1))
     old = os.umask(0o027)

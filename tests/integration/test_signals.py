@@ -126,7 +126,7 @@ class SigtermDuringStep:
 def test_sigterm_mid_step_finishes_that_step_then_checkpoints(tmp_path):
     from phitune.errors import TrainingInterrupted
     from phitune.recipe.load import load_recipe
-    from phitune.train.run import train
+    from phitune.training.run import train
 
     recipe = load_recipe(write_recipe(tmp_path, max_steps=6))
     with pytest.raises(TrainingInterrupted) as stopped:

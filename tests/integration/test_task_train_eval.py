@@ -10,7 +10,7 @@ import pytest
 from conftest import EXAMPLES, run_cli
 
 from phitune.recipe import load_recipe
-from phitune.train.run import train
+from phitune.training.run import train
 
 # task recipe -> (optimizer steps, metric, minimum gain over the untrained model). Steps are far
 # fewer than the example recipes train (tests must stay fast); gains are about half those measured.

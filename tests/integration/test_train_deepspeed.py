@@ -87,7 +87,7 @@ def test_zero2_on_2_processes_equals_one_process_with_twice_the_batch(zero2_lora
     from safetensors.torch import load_file
 
     from phitune.recipe.load import load_recipe
-    from phitune.train.run import train
+    from phitune.training.run import train
 
     tmp, recipe, _ = zero2_lora
     single = load_recipe(recipe, overrides=["train.batch_size=8", "train.deepspeed=null"])

@@ -69,7 +69,7 @@ def test_adapter_methods_train_only_the_adapter_and_reload_exactly(method, tmp_p
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from phitune.train.run import train
+    from phitune.training.run import train
 
     probe = LogitsAtEnd(tokenizer)
     result = train(recipe_for(tmp_path, method), tmp_path / "run", callbacks=[probe], progress=False)
@@ -101,7 +101,7 @@ def test_adapter_methods_train_only_the_adapter_and_reload_exactly(method, tmp_p
 def test_full_fine_tuning_writes_a_model_that_reloads(tmp_path, tiny_model_dir, tokenizer):
     from transformers import AutoModelForCausalLM
 
-    from phitune.train.run import train
+    from phitune.training.run import train
 
     probe = LogitsAtEnd(tokenizer)
     result = train(recipe_for(tmp_path, {"type": "full"}), tmp_path / "run", callbacks=[probe], progress=False)
@@ -118,7 +118,7 @@ def test_full_fine_tuning_writes_a_model_that_reloads(tmp_path, tiny_model_dir, 
 
 @pytest.mark.slow
 def test_metrics_json_loss_png_and_no_mlruns_with_tracking_none(tmp_path, monkeypatch):
-    from phitune.train.run import train
+    from phitune.training.run import train
 
     monkeypatch.chdir(tmp_path)
     recipe = recipe_for(tmp_path, {"type": "lora"}, max_steps=4, packing=True, grad_accum=2)

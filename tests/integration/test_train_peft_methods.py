@@ -53,7 +53,7 @@ def test_method_trains_end_to_end_and_its_adapter_reloads(method, lr, peft_type,
     from peft import PeftModel
 
     from phitune.models.build import load_base_for_method
-    from phitune.train.run import train
+    from phitune.training.run import train
 
     recipe = recipe_for(tmp_path, method, lr)
     probe = LogitsAtEnd(tokenizer)
@@ -142,7 +142,7 @@ def test_qlora_merge_folds_the_adapter_into_the_full_precision_base(tmp_path, ti
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from phitune.train.run import train
+    from phitune.training.run import train
 
     train(recipe_for(tmp_path, {"type": "qlora"}, 1e-2, merge=True), tmp_path / "run", progress=False)
     merged_dir = tmp_path / "run" / "merged"

@@ -45,7 +45,7 @@ def adapter(run: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory) -> Path:
-    from phitune.train.run import train
+    from phitune.training.run import train
 
     tmp = tmp_path_factory.mktemp("straight")
     train(resume_recipe(tmp), tmp / "run", progress=False)
@@ -54,7 +54,7 @@ def uninterrupted(tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 def test_ctrl_c_saves_a_checkpoint_and_resume_reaches_the_same_weights(uninterrupted, tmp_path):
-    from phitune.train.run import train
+    from phitune.training.run import train
 
     recipe = resume_recipe(tmp_path)
     run = tmp_path / "run"
@@ -85,7 +85,7 @@ def test_resume_from_an_earlier_checkpoint_and_same_seed_give_identical_weights(
     runs with one seed are identical."""
     import shutil
 
-    from phitune.train.run import train
+    from phitune.training.run import train
 
     recipe = resume_recipe(tmp_path)
     run = tmp_path / "run"
@@ -103,7 +103,7 @@ def test_resume_from_an_earlier_checkpoint_and_same_seed_give_identical_weights(
 
 
 def test_resume_without_a_checkpoint_is_refused(tmp_path):
-    from phitune.train.run import train
+    from phitune.training.run import train
 
     with pytest.raises(TrainError, match="nothing to resume"):
         train(resume_recipe(tmp_path), tmp_path / "empty", resume=True, progress=False)
@@ -111,7 +111,7 @@ def test_resume_without_a_checkpoint_is_refused(tmp_path):
 
 @pytest.mark.slow
 def test_resume_with_different_training_settings_is_refused(tmp_path):
-    from phitune.train.run import train
+    from phitune.training.run import train
 
     run = tmp_path / "run"
     with pytest.raises(TrainingInterrupted):

@@ -12,7 +12,7 @@ from phitune.recipe import load_recipe
 
 @pytest.mark.slow  # a real (3-step) training run with evaluation on the tiny model
 def test_text_and_ground_truth_records_train_locally_with_loss_on_the_ground_truth(tmp_path):
-    from phitune.train.run import train
+    from phitune.training.run import train
 
     recipe = load_recipe(EXAMPLES / "recipes" / "text-generation.yaml", overrides=["train.max_steps=3"])
     assert (recipe.task.text_key, recipe.task.ground_truth_key, recipe.task.learn) == ("text", "ground_truth", "target")

@@ -141,7 +141,7 @@ def test_collator_picks_the_layout_per_batch_and_never_for_own_row_runs():
 def test_training_runs_go_padding_free_unless_each_example_needs_its_own_row(overrides, padding_free, tiny_model_dir):
     from transformers import AutoConfig
 
-    from phitune.train.run import make_collator
+    from phitune.training.run import make_collator
 
     class Model:  # make_collator reads only the config's width
         config = AutoConfig.from_pretrained(tiny_model_dir)

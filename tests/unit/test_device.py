@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from phitune.train import device
+from phitune.training import device
 
 
 @pytest.mark.parametrize("load, cores, busy", [

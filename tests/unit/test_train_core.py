@@ -13,9 +13,9 @@ import torch
 from phitune.evaluate.metrics import compute_metrics, is_correct, metric_names, perplexity, register_metric
 from phitune.recipe.sections import TrainSpec
 from phitune.tracking import NullTracker, Tracker, redact_params, redact_uri
-from phitune.train import checkpoint as ckpt
-from phitune.train.loss import count_targets, token_loss_sum
-from phitune.train.schedule import lr_factor, make_scheduler, total_steps, warmup_steps
+from phitune.training import checkpoint as ckpt
+from phitune.models.loss import count_targets, token_loss_sum
+from phitune.training.schedule import lr_factor, make_scheduler, total_steps, warmup_steps
 
 
 def test_lr_schedule_warms_up_then_decays_to_zero():
@@ -144,7 +144,7 @@ def test_metric_registry_is_keyed_by_task_type():
 
 
 def test_cpu_threads_follow_the_user_and_are_restored(monkeypatch):
-    from phitune.train.device import cpu_threads
+    from phitune.training.device import cpu_threads
 
     before = torch.get_num_threads()
     monkeypatch.setenv("PHITUNE_CPU_THREADS", "1")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from phitune.data import plan_batches
-from phitune.train.distributed import RankBatch, launched_by_torchrun, shard_list, shard_plan, world_from_env
-from phitune.train.launch import child_argv, should_launch
+from phitune.distributed.world import RankBatch, launched_by_torchrun, shard_list, shard_plan, world_from_env
+from phitune.distributed.launcher import child_argv, should_launch
 
 
 def test_ranks_get_disjoint_slices_that_cover_the_plan_and_have_the_same_length():

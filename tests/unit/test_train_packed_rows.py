@@ -10,7 +10,7 @@ import torch
 
 from phitune.data.batching import collate
 from phitune.data.records import IGNORE_INDEX, Example
-from phitune.train.loss import count_targets, packed_rows, token_loss_sum
+from phitune.models.loss import count_targets, packed_rows, token_loss_sum
 
 
 @pytest.fixture(scope="module")

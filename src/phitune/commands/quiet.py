@@ -4,7 +4,7 @@ stdout), bitsandbytes' kernel notice or dependencies' FutureWarnings. `-v` (or P
 shows all of it.
 
 `quiet_libraries()` is process-wide and cheap (it imports nothing heavy): the CLI calls it before any
-command runs and `phitune.train` calls it for Python API users. Most switches are environment
+command runs and `phitune.training` calls it for Python API users. Most switches are environment
 variables and logger levels that the libraries read when they are first imported, so it also works
 when it runs first; whatever is already imported is switched off directly.
 """

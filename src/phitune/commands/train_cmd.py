@@ -34,14 +34,14 @@ def run(args) -> int:
     skip_bitsandbytes_for(recipe)  # this process trains this recipe only: no QLoRA, no 1-2 s bitsandbytes import
     out = args.output or f"runs/{recipe.name}"
     from phitune.errors import TrainingInterrupted
-    from phitune.train.run import train
+    from phitune.training.run import train
 
     if args.nproc is not None:
-        from phitune.train import launch
+        from phitune.training import launch
 
         launch.check_nproc(args.nproc)
         if launch.should_launch(args.nproc):  # not already a rank (torchrun / Azure set RANK)
-            from phitune.train.ds_run import check_launchable
+            from phitune.training.ds_run import check_launchable
 
             check_launchable(recipe, out, args.resume, args.overwrite)
             print(f"training {recipe.name}: {recipe.method.type} on {recipe.model.name} -> {out} "
@@ -61,7 +61,7 @@ def run(args) -> int:
         error.exit_code = exc.exit_code  # 130 after Ctrl-C, 143 after SIGTERM
         raise error from None
     except KeyboardInterrupt as stop:  # a signal before training started: nothing to resume
-        from phitune.train.signals import exit_code, signal_name
+        from phitune.training.signals import exit_code, signal_name
 
         error = TrainingInterrupted(f"stopped by {signal_name(stop)} outside the training steps (no new checkpoint was written)")
         error.exit_code = exit_code(stop)
@@ -103,7 +103,7 @@ def run_dir_summary(run_dir, tracking: str | None = None) -> str:
     import json
     from pathlib import Path
 
-    from phitune.train.run import RunResult
+    from phitune.training.run import RunResult
 
     run_dir = Path(run_dir)
     metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))

@@ -1,2 +1,3 @@
-"""Multi-process training: the DeepSpeed config built from the recipe (ds_config.py). The launcher
-(`phitune train --nproc N`) lives beside it."""
+"""Multi-process training: who is who and the collectives (world.py), the `--nproc` launcher
+(launcher.py), and DeepSpeed: its config built from the recipe (ds_config.py) and its engine and
+checkpoints (deepspeed_engine.py)."""

@@ -56,8 +56,8 @@ def _child(recipe_path: str, batch: int, seq: int, steps: int, loop_allocator: b
     from phitune.models.build import load_trainable_model
     from phitune.recipe.load import load_recipe
     from phitune.host_memory import peak_rss_bytes, training_allocator
-    from phitune.train.loss import token_loss_sum
-    from phitune.train.optim import make_optimizer
+    from phitune.models.loss import token_loss_sum
+    from phitune.training.optim import make_optimizer
 
     recipe = load_recipe(recipe_path)
     baseline = _rss()

@@ -87,7 +87,7 @@ class LossBatches(Sequence):
 
 def loss_metrics(model, batches: list, on_batch=None) -> dict[str, float | None]:
     """Mean token loss and perplexity over collated batches (empty dict when there are none)."""
-    from phitune.train.loss import evaluate_loss
+    from phitune.models.loss import evaluate_loss
 
     if not batches:
         return {}
@@ -121,7 +121,7 @@ def _counted(batches, on_batch):
 
 def write_eval(result: EvalResult, eval_json: str | os.PathLike, extra: dict | None = None) -> tuple[Path, Path]:
     """eval.json (metrics) and, beside it, <stem>-predictions.jsonl; both replaced atomically."""
-    from phitune.train.files import write_json_atomic
+    from phitune.files import write_json_atomic
 
     eval_json = Path(eval_json)
     preds = eval_json.with_name(f"{eval_json.stem}-predictions.jsonl")

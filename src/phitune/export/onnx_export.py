@@ -85,7 +85,7 @@ def export_onnx(run_dir: str | Path, precision: str = "fp32", output: str | Path
         else:
             report = _export_single(source, precision, work, atol, max_new_tokens, prompts, progress)
         shutil.rmtree(work / ".work", ignore_errors=True)
-        from phitune.train.files import follow_umask
+        from phitune.files import follow_umask
 
         follow_umask(work)  # the umask's modes, not mkdtemp's 0700 / safetensors' 0600
         for child in work.iterdir():

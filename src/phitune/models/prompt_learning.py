@@ -1,7 +1,7 @@
 """Prompt tuning whose outputs line up with the caller's tokens.
 
 peft's prompt tuning prepends `num_virtual_tokens` embeddings to every sequence, so the model's
-logits have V extra positions in front. phitune's loss (phitune.train.loss) asks for logits only at
+logits have V extra positions in front. phitune's loss (phitune.models.loss) asks for logits only at
 label positions with a boolean `logits_to_keep` mask shaped like `input_ids`; this subclass widens
 that mask with V `False` columns, and strips the V virtual positions from full logits, so the
 training loop needs no method-specific code. Saving, loading (`PeftModel.from_pretrained`) and

@@ -8,7 +8,7 @@ attention's varlen kernels run each example separately, but they need CUDA. This
 example, cost sum(length²). Everything else (padded batches, generation with a KV cache, one
 example per row) goes to transformers' own SDPA function unchanged.
 
-With it, a padding-free row stays one row: train/loss.py `packed_rows` (which otherwise re-lays long
+With it, a padding-free row stays one row: models/loss.py `packed_rows` (which otherwise re-lays long
 rows out as several shorter ones to bound the dense mask's cost) leaves it alone. Models whose
 config sets a sliding window (Phi-3-mini: 2047) fall back to the masked path for an example longer
 than the window.
@@ -35,7 +35,7 @@ def use_segment_attention(model) -> bool:
 
 def attends_per_example(model) -> bool:
     """Whether `model` (a PEFT model, an HF model, or anything with `get_base_model`) uses this
-    implementation, so a padding-free row can stay one row (train/loss.py `packed_rows`)."""
+    implementation, so a padding-free row can stay one row (models/loss.py `packed_rows`)."""
     return getattr(getattr(base_of(model), "config", None), "_attn_implementation", None) == NAME
 
 

@@ -102,7 +102,7 @@ def build_tiny_model(out_dir: str | os.PathLike, spec: TinySpec = TinySpec(), pr
             model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         (tmp / "phitune_tiny.json").write_text(json.dumps({**asdict(spec), "vocab_size": vocab}, indent=2))
-        from phitune.train.files import follow_umask
+        from phitune.files import follow_umask
 
         follow_umask(tmp)  # the umask's modes, not mkdtemp's 0700 / safetensors' 0600
         if out.exists():

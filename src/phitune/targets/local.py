@@ -1,4 +1,4 @@
-"""`local`: the training core in this process (`phitune.train.run.train`)."""
+"""`local`: the training core in this process (`phitune.training.run.train`)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ class LocalRunner:
             raise SubmitError("--dry-run does not apply to the local target", [Problem(
                 "--dry-run", "a local run sends nothing anywhere",
                 "use `phitune validate RECIPE` to check the recipe, or --target local-pipeline --dry-run to see the commands")])
-        from phitune.train.run import train
+        from phitune.training.run import train
 
         out = Path(self.output_dir or default_output_dir(recipe.name, self.name))
         result = train(recipe, out)

@@ -1,9 +1,9 @@
-"""`train()` for one rank of a distributed or DeepSpeed run. `phitune.train.run.train` hands over to
+"""`train()` for one rank of a distributed or DeepSpeed run. `phitune.training.run.train` hands over to
 `train_distributed` when the recipe sets `train.deepspeed` or WORLD_SIZE > 1; the single-process
 path is untouched.
 
 Every rank: joins the process group, loads the same data and model, trains its share of each global
-batch through the DeepSpeed engine (phitune.train.ds_loop) and takes part in checkpoints and the
+batch through the DeepSpeed engine (phitune.training.ds_loop) and takes part in checkpoints and the
 ZeRO-3 weight gather. Rank 0 only: decides about the run folder (fresh / resume / refuse) for all,
 writes resolved_recipe.json, tracks to MLflow, shows the progress bar and writes the outputs, which
 are the same files a single-process run writes (adapter/ or model/, merged/, metrics.json...).
@@ -18,19 +18,19 @@ from typing import Any, Sequence
 
 from phitune.errors import Problem, TrainError, TrainingInterrupted
 from phitune.models import run_dir as layout
-from phitune.train import deepspeed_engine as dse
-from phitune.train import distributed as dist
+from phitune.distributed import deepspeed_engine as dse
+from phitune.distributed import world as dist
 
-log = logging.getLogger("phitune.train")
+log = logging.getLogger("phitune.training")
 
 
 def train_distributed(recipe, output_dir: str | os.PathLike, *, resume: bool = False, overwrite: bool = False,
                       callbacks: Sequence[Any] = (), tracker=None, progress: bool = True):
-    """Same contract as `phitune.train.run.train`; rank 0's RunResult is returned on every rank.
+    """Same contract as `phitune.training.run.train`; rank 0's RunResult is returned on every rank.
     Rank 0 holds the run folder's lock; SIGINT / SIGTERM make every rank stop after the same step and
-    write a checkpoint together (phitune.train.signals.StopRequests)."""
-    from phitune.train.run_folder import FolderScope
-    from phitune.train.signals import StopRequests
+    write a checkpoint together (phitune.training.signals.StopRequests)."""
+    from phitune.training.run_folder import FolderScope
+    from phitune.training.signals import StopRequests
 
     world = dist.init_process_group()
     if not world.is_main:  # rank 0 reports progress and data summaries; the others only warnings
@@ -54,15 +54,15 @@ def _train_rank(world: dist.World, recipe, final_dir: Path, resume: bool, overwr
     from phitune.data import load_eval_records, load_examples, plan_batches, prepare_data
     from phitune.data.loader import cache_sharing, check_same_data, data_identity
     from phitune.evaluate.run import loss_batches
-    from phitune.train.checkpoint import STATE_FILE
+    from phitune.training.checkpoint import STATE_FILE
     from phitune.models.build import load_trainable_model
     from phitune.models.loader import load_tokenizer
     from phitune.recipe.load import write_resolved
     from phitune.tracking import NullTracker, make_tracker
-    from phitune.train import run as single
-    from phitune.train.ds_loop import DeepSpeedLoop
-    from phitune.train.loop import TrainState
-    from phitune.train.schedule import total_steps
+    from phitune.training import run as single
+    from phitune.training.ds_loop import DeepSpeedLoop
+    from phitune.training.loop import TrainState
+    from phitune.training.schedule import total_steps
 
     spec = recipe.train
     run_dir, resume_from = dist.on_main(world, lambda: _open_folder(folders, final_dir, resume, overwrite))
@@ -140,7 +140,7 @@ def _train_rank(world: dist.World, recipe, final_dir: Path, resume: bool, overwr
 
 
 def _interrupted(final_dir: Path, run_dir: Path, state, world: dist.World) -> TrainingInterrupted:
-    from phitune.train.checkpoint import latest_checkpoint
+    from phitune.training.checkpoint import latest_checkpoint
 
     latest = latest_checkpoint(run_dir)
     where = (f"checkpoint saved in {latest}" if latest is not None
@@ -155,7 +155,7 @@ def check_launchable(recipe, output_dir: str | os.PathLike, resume: bool, overwr
     """What can be checked before starting processes, so a problem is reported once, cleanly: the run
     folder can take this run and nobody holds its lock (rank 0 checks again and keeps the lock), the
     DeepSpeed config builds from the recipe, and deepspeed is installed."""
-    from phitune.train.run_folder import open_run_folder
+    from phitune.training.run_folder import open_run_folder
 
     open_run_folder(Path(output_dir), resume=resume, overwrite=overwrite).release()
     if recipe.train.deepspeed is not None:

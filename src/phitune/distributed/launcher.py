@@ -1,7 +1,7 @@
 """`phitune train RECIPE --nproc N`: start N copies of the same `phitune train` command under torchrun.
 
 torchrun (torch.distributed.run, called in-process) sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR
-and MASTER_PORT for each copy; a copy sees WORLD_SIZE > 1 and trains as one rank (phitune.train.ds_run)
+and MASTER_PORT for each copy; a copy sees WORLD_SIZE > 1 and trains as one rank (phitune.training.ds_run)
 instead of launching again. Under Azure ML's `distribution: pytorch` the variables are already set,
 so `phitune train` goes straight to the rank path: the same code, no launcher.
 
@@ -16,7 +16,7 @@ import logging
 import sys
 
 from phitune.errors import Problem, TrainError
-from phitune.train import distributed as dist
+from phitune.distributed import world as dist
 
 SHUTDOWN_TIMEOUT_S = 300
 

@@ -19,7 +19,7 @@ from phitune.models import run_dir as layout
 if TYPE_CHECKING:
     from phitune.recipe.schema import Recipe
 
-log = logging.getLogger("phitune.train")
+log = logging.getLogger("phitune.training")
 
 # Recipe fields a resumed run may change: they do not affect the weights.
 RESUME_MAY_CHANGE = ("name", "description", "tracking.", "eval.", "output.", "target.", "train.eval_every",
@@ -59,7 +59,7 @@ def train(recipe, output_dir: str | os.PathLike, *, resume: bool = False, overwr
 
     resume: continue from the newest valid checkpoints/step-N/ (same final weights as never stopping).
     overwrite: replace a finished run in `output_dir`; the new run is built beside it and swapped in
-    only when complete (phitune.train.run_folder). Without it a finished run there is refused.
+    only when complete (phitune.training.run_folder). Without it a finished run there is refused.
     callbacks: objects with `on_step_end(StepInfo)`; raising KeyboardInterrupt there acts as Ctrl-C.
     tracker: a `phitune.tracking.Tracker` to use instead of the recipe's (e.g. NullTracker on rank != 0).
     Raises RecipeError / DataError / ModelError / TrainError for bad input (nothing in `output_dir` is
@@ -67,8 +67,8 @@ def train(recipe, output_dir: str | os.PathLike, *, resume: bool = False, overwr
     SIGTERM (after saving a checkpoint; exit code 130 or 143).
     """
     from phitune.commands.quiet import quiet_libraries
-    from phitune.train.run_folder import FolderScope
-    from phitune.train.signals import sigterm_as_interrupt
+    from phitune.training.run_folder import FolderScope
+    from phitune.training.signals import sigterm_as_interrupt
 
     quiet_libraries()  # Python API users get the CLI's quiet output too (PHITUNE_VERBOSE=1 shows all)
 
@@ -84,20 +84,20 @@ def _train(recipe, output_dir, folders, *, resume: bool, overwrite: bool, callba
     from phitune.models.build import load_trainable_model
     from phitune.models.loader import load_tokenizer
     from phitune.recipe.load import write_resolved
-    from phitune.train import checkpoint as ckpt
-    from phitune.train.device import cpu_threads, place_model
-    from phitune.train.loop import TrainLoop, TrainState
-    from phitune.train.optim import make_optimizer
-    from phitune.train.schedule import make_scheduler, total_steps
+    from phitune.training import checkpoint as ckpt
+    from phitune.training.device import cpu_threads, place_model
+    from phitune.training.loop import TrainLoop, TrainState
+    from phitune.training.optim import make_optimizer
+    from phitune.training.schedule import make_scheduler, total_steps
 
     recipe = _as_recipe(recipe)
     from phitune.data.labels import with_task_labels
 
     recipe = with_task_labels(recipe)  # a classifier head's label set, from data.train unless listed
-    from phitune.train.distributed import wants_distributed
+    from phitune.distributed.world import wants_distributed
 
     if wants_distributed(recipe):  # train.deepspeed or WORLD_SIZE > 1: one rank of a DeepSpeed run
-        from phitune.train.ds_run import train_distributed
+        from phitune.training.ds_run import train_distributed
 
         return train_distributed(recipe, output_dir, resume=resume, overwrite=overwrite, callbacks=callbacks,
                                  tracker=tracker, progress=progress)
@@ -146,7 +146,7 @@ def _train(recipe, output_dir, folders, *, resume: bool, overwrite: bool, callba
     tracker = tracker or make_tracker(recipe, resume_run_id=state.extra.get("tracking_run_id"))
     state.extra["tracking_run_id"] = getattr(tracker, "run_id", None)
     try:
-        with cpu_threads(device) as threads:  # one thread when the CPU is oversubscribed (train/device.py)
+        with cpu_threads(device) as threads:  # one thread when the CPU is oversubscribed (training/device.py)
             state.extra["device"], state.extra["cpu_threads"] = str(device), threads
             if resume_from is None:
                 tracker.log_params(recipe.flat_params())
@@ -174,7 +174,7 @@ def _train(recipe, output_dir, folders, *, resume: bool, overwrite: bool, callba
 def _finish(model, tokenizer, recipe, run_dir: Path, state, report, eval_after, tracker, folder=None) -> RunResult:
     """Write the outputs into `run_dir` (metrics.json last), then make it the run in `folder.final`
     (the swap that replaces a finished run happens only here)."""
-    from phitune.train.outputs import build_metrics, count_params, plot_loss, save_model_outputs, write_metrics
+    from phitune.training.outputs import build_metrics, count_params, plot_loss, save_model_outputs, write_metrics
 
     final_dir = folder.final if folder is not None else run_dir
     trainable, total = count_params(model)
@@ -275,7 +275,7 @@ def run_loop(loop, rng, tracker, interrupted):
     """Run `loop` to its last step, from `rng` when resuming; on Ctrl-C or SIGTERM mark the tracked run
     KILLED and raise `interrupted()` (the loop has saved a checkpoint by then) with the signal's exit
     code (130 or 143)."""
-    from phitune.train.signals import exit_code, signal_name
+    from phitune.training.signals import exit_code, signal_name
 
     if rng is not None:
         loop.restore_rng(rng)

@@ -2,7 +2,7 @@
 
 Who is who comes from the variables torchrun and Azure ML's `distribution: pytorch` set for every
 process: RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT. A run takes the distributed path
-(phitune.train.ds_run) when the recipe sets `train.deepspeed` or WORLD_SIZE > 1; everything else is the
+(phitune.training.ds_run) when the recipe sets `train.deepspeed` or WORLD_SIZE > 1; everything else is the
 unchanged single-process path. Process groups are gloo on CPU (with `DS_ACCELERATOR=cpu`) and NCCL on
 GPU.
 

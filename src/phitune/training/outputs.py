@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from phitune.models import run_dir as layout
-from phitune.train.files import atomic_dir, write_json_atomic, writing
+from phitune.files import atomic_dir, write_json_atomic, writing
 
 # Everything a previous run may have left in a run folder (a fresh run into it removes these).
 RUN_ENTRIES = (layout.TOKENIZER, layout.ADAPTER, layout.FULL_MODEL, layout.MERGED, layout.CHECKPOINTS,

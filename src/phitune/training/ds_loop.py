@@ -19,18 +19,18 @@ import time
 from pathlib import Path
 
 from phitune.models import base_of
-from phitune.train import deepspeed_engine as dse
-from phitune.train import distributed as dist
-from phitune.train.loop import TrainLoop, _defer_sigint
-from phitune.train.loss import IGNORE_INDEX, count_targets, model_inputs, token_loss_sum
-from phitune.train.signals import stop_for
+from phitune.distributed import deepspeed_engine as dse
+from phitune.distributed import world as dist
+from phitune.training.loop import TrainLoop, _defer_sigint
+from phitune.models.loss import IGNORE_INDEX, count_targets, model_inputs, token_loss_sum
+from phitune.training.signals import stop_for
 
 
 class DeepSpeedLoop(TrainLoop):
     def __init__(self, *, engine, world: dist.World, stop=None, **kwargs):
         super().__init__(model=engine, optimizer=engine.optimizer, scheduler=engine.lr_scheduler, **kwargs)
         self.engine, self.world = engine, world
-        self.rank_stop = stop  # phitune.train.signals.StopRequests (installed by ds_run): signals this rank received
+        self.rank_stop = stop  # phitune.training.signals.StopRequests (installed by ds_run): signals this rank received
         self._agreed_stop = False  # every rank saw the same stop request: a collective checkpoint is safe
 
     def _step(self, window: list) -> dict:

@@ -3,13 +3,13 @@ small (we must beat TRL's SFTTrainer on tokens/s).
 
 Exactness choices:
 - loss = summed token cross-entropy / label tokens of the whole accumulation window, so gradient
-  accumulation equals one big batch (see train/loss.py);
+  accumulation equals one big batch (see models/loss.py);
 - the data order is a pure function of (seed, epoch) and the position is (epoch, micro-batch
   index); with the RNG states taken right after each optimizer step, a checkpoint written at any
   step boundary resumes to bit-identical weights;
 - Ctrl-C or SIGTERM cannot land between the optimizer update and the bookkeeping that records it
   (both are deferred for those few microseconds), so the saved state is always consistent; either
-  one saves a checkpoint of the last completed step (phitune.train.signals).
+  one saves a checkpoint of the last completed step (phitune.training.signals).
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
 from phitune.errors import Problem, TrainError
-from phitune.train import checkpoint as ckpt
+from phitune.training import checkpoint as ckpt
 from phitune.host_memory import training_allocator
-from phitune.train.device import to_device
-from phitune.train.loss import count_targets, evaluate_loss, token_loss_sum
+from phitune.training.device import to_device
+from phitune.models.loss import count_targets, evaluate_loss, token_loss_sum
 
 
 @dataclass
@@ -84,7 +84,7 @@ class TrainLoop:
         self.device = next(model.parameters()).device
         self._rng = ckpt.capture_rng()  # RNG at the current resume point
         self._saved_step: int | None = None
-        self.stop = None  # phitune.train.signals.StopRequests while the loop runs
+        self.stop = None  # phitune.training.signals.StopRequests while the loop runs
         self._plans: dict[int, list[list[int]]] = {}
 
     # --- the loop --------------------------------------------------------------------------------
@@ -96,14 +96,14 @@ class TrainLoop:
 
     def _stop_requests(self):
         """Ctrl-C / SIGTERM during the loop: finish the step in progress, then stop (see `_check_stop`)."""
-        from phitune.train.signals import StopRequests
+        from phitune.training.signals import StopRequests
 
         self.stop = StopRequests(second_raises=True)
         return self.stop
 
     def _check_stop(self) -> None:
         """After a completed step: a signal arrived meanwhile, so checkpoint (in `_run`) and stop."""
-        from phitune.train.signals import stop_for
+        from phitune.training.signals import stop_for
 
         if self.stop is not None and self.stop.signum:
             raise stop_for(self.stop.signum)
@@ -255,7 +255,7 @@ class TrainLoop:
 
 def _defer_sigint():
     """Hold Ctrl-C and SIGTERM while the weights and the step counter change together
-    (phitune.train.signals.deferred)."""
-    from phitune.train.signals import deferred
+    (phitune.training.signals.deferred)."""
+    from phitune.training.signals import deferred
 
     return deferred()

@@ -46,7 +46,7 @@ def token_loss_sum(model, batch):
     import torch.nn.functional as F
 
     if is_head_model(model):  # task.head: classifier: the head's cross-entropy, not the LM's
-        from phitune.train.head_loss import head_loss_sum
+        from phitune.training.head_loss import head_loss_sum
 
         return head_loss_sum(model, batch)
     if not attends_per_example(model):  # per-example attention: one long row costs no more than several
@@ -128,7 +128,7 @@ def evaluate_loss(model, batches) -> tuple[float | None, int]:
     """Mean token loss over collated batches (no grad, eval mode restored by the caller)."""
     import torch
 
-    from phitune.train.device import to_device
+    from phitune.training.device import to_device
 
     device = next(model.parameters()).device
     total, count = 0.0, 0

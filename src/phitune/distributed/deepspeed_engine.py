@@ -27,9 +27,9 @@ from pathlib import Path
 
 from phitune.errors import Problem, TrainError
 from phitune.models.run_dir import CHECKPOINTS
-from phitune.train import distributed as dist
-from phitune.train.checkpoint import STATE_FILE
-from phitune.train.files import follow_umask, replace_dir
+from phitune.distributed import world as dist
+from phitune.training.checkpoint import STATE_FILE
+from phitune.files import follow_umask, replace_dir
 
 DS_TAG = "deepspeed"
 DIGEST_ENV = "PHITUNE_DEBUG_RANK_DIGESTS"
@@ -57,7 +57,7 @@ def make_engine(model, recipe, world_size: int, total_steps: int):
     except ImportError:
         raise TrainError("train.deepspeed needs the deepspeed package", [Problem(
             "train.deepspeed", "deepspeed is not installed", "pip install 'phitune[deepspeed]'")]) from None
-    from phitune.train.schedule import make_scheduler
+    from phitune.training.schedule import make_scheduler
 
     spec = recipe.train
     decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
@@ -147,7 +147,7 @@ def restore_checkpoint(engine, path: Path, world: dist.World) -> dict:
 
 
 def _save_rng(folder: Path, rank: int, rng: dict) -> None:
-    """Same content as phitune.train.checkpoint's rng.json + rng_torch.safetensors, one pair per rank."""
+    """Same content as phitune.training.checkpoint's rng.json + rng_torch.safetensors, one pair per rank."""
     from safetensors.torch import save_file
 
     cuda = {f"cuda.{i}": t.contiguous() for i, t in enumerate(rng.get("cuda", []))}

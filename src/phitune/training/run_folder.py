@@ -16,7 +16,7 @@
   the folder, if it made it).
 - Leftovers of a killed writer (hidden temporary folders of atomic writes, half-written checkpoints)
   are removed when the next run takes the lock; a corrupt latest checkpoint is skipped for the newest
-  valid one (phitune.train.checkpoint.newest_valid_checkpoint).
+  valid one (phitune.training.checkpoint.newest_valid_checkpoint).
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from pathlib import Path
 
 from phitune.errors import Problem, TrainError
 from phitune.models import run_dir as layout
-from phitune.train.files import writing
+from phitune.files import writing
 
-log = logging.getLogger("phitune.train")
+log = logging.getLogger("phitune.training")
 
 LOCK_FILE = ".phitune.lock"
 
@@ -238,7 +238,7 @@ def check_output_path(final: Path) -> None:
 
 
 def _decide(final: Path, resume: bool, overwrite: bool, created: bool) -> RunFolder:
-    from phitune.train.checkpoint import newest_valid_checkpoint
+    from phitune.training.checkpoint import newest_valid_checkpoint
 
     shutil.rmtree(_trash_dir(final), ignore_errors=True)  # the old run of a completed two-rename swap
     clean_leftovers(final)
@@ -281,7 +281,7 @@ def _decide(final: Path, resume: bool, overwrite: bool, created: bool) -> RunFol
 def clean_leftovers(folder: Path) -> None:
     """Remove what a killed writer left: hidden temporary entries of atomic writes in `folder` and in
     its checkpoints/ (half-written checkpoints). Called with the lock held, so nobody is writing."""
-    from phitune.train.outputs import RUN_ENTRIES
+    from phitune.training.outputs import RUN_ENTRIES
 
     names = tuple(RUN_ENTRIES) + ("loss",)
     for parent in (folder, folder / layout.CHECKPOINTS):

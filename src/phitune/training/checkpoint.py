@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from phitune.models.run_dir import CHECKPOINTS
-from phitune.train.files import atomic_dir, writing
+from phitune.files import atomic_dir, writing
 
-log = logging.getLogger("phitune.train")
+log = logging.getLogger("phitune.training")
 
 STATE_FILE = "trainer_state.json"
 _STEP_DIR = re.compile(r"^step-(\d+)$")

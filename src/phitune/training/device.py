@@ -18,7 +18,7 @@ from typing import Iterator
 
 from phitune.models import base_of
 
-log = logging.getLogger("phitune.train")
+log = logging.getLogger("phitune.training")
 
 
 def place_model(model):
