@@ -11,7 +11,7 @@ import importlib
 import os
 import sys
 
-from phitune import __version__
+from phitune.version import __version__
 from phitune.errors import PhituneError
 
 # Order here is the order in `phitune --help`. A new command: add its module name.

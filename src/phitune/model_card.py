@@ -101,7 +101,7 @@ def render(recipe, kind: str, what: str, metrics: dict | None, command: str | No
     """The README.md text: front matter, then what this folder is and how it was made."""
     import yaml
 
-    from phitune import __version__
+    from phitune.version import __version__
 
     meta = metadata(recipe, kind)
     m = metrics or {}
