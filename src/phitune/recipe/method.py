@@ -2,13 +2,15 @@
 ask for an invalid mix (there is no `use_peft` / `use_dora` / `load_in_4bit` boolean to combine).
 
 Add a method by adding a class here and to `MethodSpec`; `phitune.models.adapters` turns it into a
-PEFT config. Rules that involve other sections (packing, merge, ZeRO stage) are in
+PEFT config. Each class declares what it needs as class attributes (`Method`'s capabilities: not fields,
+so not in the schema or the resolved recipe); callers ask the method, never compare its `type`. Rules that involve other sections (packing, merge, ZeRO stage) are in
 `method_conflicts`, called by the `Recipe` validator.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
+import typing
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import Field, field_validator, model_validator
 
@@ -33,7 +35,33 @@ def _no_empty(value: list[str]) -> list[str]:
     return value
 
 
-class _RankedUpdate(Section):
+class Method(Section):
+    """What every method declares about itself; callers ask these instead of comparing `type`."""
+
+    own_rows: ClassVar[bool] = False
+    """Each example needs its own batch row (virtual tokens): no packing, no padding-free rows."""
+    zero3_allowed: ClassVar[bool] = True
+    """DeepSpeed ZeRO stage 3 can partition this method's base weights."""
+    quantized_base: ClassVar[bool] = False
+    """The frozen base is loaded quantized by bitsandbytes."""
+    trains_all_weights: ClassVar[bool] = False
+    """Every parameter of the base trains: the output is a whole model, not an adapter."""
+    mergeable: ClassVar[bool] = True
+    """There are weights to fold into the base, so output.merge: true is possible."""
+    checkpointing_allowed: ClassVar[bool] = True
+    """train.gradient_checkpointing can be combined with this method."""
+    head_supported: ClassVar[bool] = False
+    """Verified with a classification head (task.head: classifier)."""
+    lora_adapter: ClassVar[bool] = False
+    """Trains a peft LoRA adapter (LoraConfig; DoRA and QLoRA included)."""
+
+    @property
+    def uses_dora(self) -> bool:
+        """The adapter learns DoRA's per-output magnitude vectors."""
+        return False
+
+
+class _RankedUpdate(Method):
     """What every low-rank-update method has: a rank, its scaling and the modules it adapts."""
 
     r: int = Field(8, ge=1, le=1024, description="Rank of the low-rank update.")
@@ -55,18 +83,28 @@ class LoraMethod(_LowRank):
     """LoRA: train a low-rank update A·B beside each frozen target linear layer."""
 
     type: Literal["lora"] = "lora"
+    head_supported = True
+    lora_adapter = True
 
 
 class DoraMethod(_LowRank):
     """DoRA: LoRA plus a learned per-output magnitude (peft `use_dora=True`)."""
 
     type: Literal["dora"] = "dora"
+    head_supported = True
+    lora_adapter = True
+
+    @property
+    def uses_dora(self) -> bool:
+        return True
 
 
-class FullMethod(Section):
+class FullMethod(Method):
     """Full fine-tuning: every parameter trains."""
 
     type: Literal["full"] = "full"
+    trains_all_weights = True
+    head_supported = True
 
 
 class QloraMethod(_LowRank):
@@ -74,6 +112,9 @@ class QloraMethod(_LowRank):
     with peft's `prepare_model_for_kbit_training`, and a LoRA (or DoRA) adapter trains on top."""
 
     type: Literal["qlora"] = "qlora"
+    zero3_allowed = False
+    quantized_base = True
+    lora_adapter = True
     bits: Literal[4, 8] = Field(4, description="4 (nf4/fp4 blocks of 64) or 8 (LLM.int8).")
     quant_type: Literal["nf4", "fp4"] | None = Field(None, description="4-bit data type (default nf4). Only with bits: 4.")
     double_quant: bool | None = Field(
@@ -83,6 +124,10 @@ class QloraMethod(_LowRank):
         None, description="dtype the dequantized weights are multiplied in; default: model.dtype."
     )
     adapter: Literal["lora", "dora"] = Field("lora", description="The adapter trained on the quantized base.")
+
+    @property
+    def uses_dora(self) -> bool:
+        return self.adapter == "dora"
 
     @model_validator(mode="before")
     @classmethod
@@ -102,7 +147,7 @@ class QloraMethod(_LowRank):
         return data
 
 
-class Ia3Method(Section):
+class Ia3Method(Method):
     """(IA)³: learn a scaling vector per target module (keys, values and feed-forward inputs)."""
 
     type: Literal["ia3"] = "ia3"
@@ -126,7 +171,9 @@ class Ia3Method(Section):
         return self
 
 
-class _PromptLearning(Section):
+class _PromptLearning(Method):
+    own_rows = True
+    mergeable = False
     num_virtual_tokens: int = Field(20, ge=1, le=4096, description="Trainable virtual tokens.")
 
 
@@ -150,6 +197,7 @@ class PrefixTuningMethod(_PromptLearning):
     """Prefix tuning: learn `num_virtual_tokens` keys and values prepended in every attention layer."""
 
     type: Literal["prefix_tuning"] = "prefix_tuning"
+    checkpointing_allowed = False
     projection: bool = Field(False, description="Reparameterise the prefix through a 2-layer MLP.")
     projection_hidden: int | None = Field(None, ge=1, description="Hidden size of that MLP (projection: true).")
 
@@ -192,27 +240,32 @@ MethodSpec = Annotated[
           LohaMethod, LokrMethod],
     Field(discriminator="type"),
 ]
-PROMPT_LEARNING = ("prompt_tuning", "prefix_tuning")
+def method_class(type_name: str) -> type[Method]:
+    """The method class whose `type` is `type_name` (e.g. a method name stored in a run's metadata)."""
+    for cls in typing.get_args(typing.get_args(MethodSpec)[0]):
+        if cls.model_fields["type"].default == type_name:
+            return cls
+    raise KeyError(type_name)
 
 
 def method_conflicts(recipe: "Recipe") -> list[Conflict]:
     """Combinations of `method` with other sections that cannot work: one `Conflict` each, located at
     the field the fix changes (so its YAML line is shown), the message naming both fields."""
     method, out = recipe.method, []
-    if method.type in PROMPT_LEARNING and recipe.train.packing:
+    if method.own_rows and recipe.train.packing:
         out.append(Conflict("train.packing", f"method.type: {method.type} cannot be combined with train.packing: "
                             "true (virtual tokens are prepended to each row, and packed examples would see each "
                             "other): set train.packing: false"))
-    if method.type in PROMPT_LEARNING and recipe.output.merge:
+    if not method.mergeable and recipe.output.merge:
         out.append(Conflict("output.merge", f"method.type: {method.type} has no weights to fold into the base, "
                             "so output.merge: true is impossible: set output.merge: false"))
-    if method.type == "prefix_tuning" and recipe.train.gradient_checkpointing:
-        out.append(Conflict("train.gradient_checkpointing", "method.type: prefix_tuning cannot be combined with "
+    if not method.checkpointing_allowed and recipe.train.gradient_checkpointing:
+        out.append(Conflict("train.gradient_checkpointing", f"method.type: {method.type} cannot be combined with "
                             "train.gradient_checkpointing: true (peft passes the prefix as a KV cache, which "
                             "checkpointing drops): set train.gradient_checkpointing: false"))
     deepspeed = getattr(recipe.train, "deepspeed", None)
-    if method.type == "qlora" and deepspeed is not None and deepspeed.stage == 3:
-        out.append(Conflict("train.deepspeed.stage", "method.type: qlora cannot be combined with "
+    if not method.zero3_allowed and deepspeed is not None and deepspeed.stage == 3:
+        out.append(Conflict("train.deepspeed.stage", f"method.type: {method.type} cannot be combined with "
                             "train.deepspeed.stage: 3 (ZeRO-3 partitions the bitsandbytes weights it cannot "
                             "quantize): use stage 2, or method.type: lora"))
     return out
