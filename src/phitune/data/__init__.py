@@ -5,8 +5,8 @@ Importing this package is light (stdlib only); torch/transformers are imported w
 
 from phitune.data.batching import Collator, collate, plan_batches
 from phitune.data.loader import load_eval_records, load_examples, prepare_data, scan_file, split_indices
-from phitune.data.records import IGNORE_INDEX, DataReport, EvalRecord, Example, FileReport
-from phitune.data.stats import LengthStats, length_stats, padding_tokens
+from phitune.data.records import IGNORE_INDEX, DataReport, EvalRecord, Example, FileReport, LengthStats
+from phitune.data.stats import length_stats, padding_tokens
 
 __all__ = [
     "IGNORE_INDEX", "DataReport", "EvalRecord", "Example", "FileReport", "LengthStats",

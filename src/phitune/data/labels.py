@@ -1,7 +1,6 @@
-"""Label values and label sets for classification and NER.
+"""Label sets for classification and NER, read from the data files.
 
-`label_text` turns one raw label (string, or integer index into `task.labels`, as Hugging Face
-ClassLabel columns store them) into its name, or says why it cannot be used. `with_task_labels`
+One label value is read by `phitune.data.label_values.label_text`. `with_task_labels`
 fills in `task.labels` from the training data when a classifier head needs a fixed label set and
 the recipe gave none; the resolved recipe (resolved_recipe.json) then records it, so evaluation
 and a resumed run map label ids to the same names.
@@ -9,40 +8,11 @@ and a resumed run map label ids to the same names.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Iterable
 
+from phitune.data.label_values import label_text
 from phitune.data.records import RecordInvalid
 from phitune.errors import DataError, Problem
-
-
-def label_text(value: Any, labels: list[str] | None, where: str) -> str:
-    """The label name of `value` (`where` names it in messages, e.g. "'label'")."""
-    if value is None:
-        raise RecordInvalid("empty label", f"{where} is null", "give every record a label, or drop the record")
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        kind = "boolean" if isinstance(value, bool) else {list: "list", dict: "object"}.get(type(value), type(value).__name__)
-        raise RecordInvalid("bad label", f"{where} is a JSON {kind}, not a label name or number",
-                            "write the label as a string (or an integer index into task.labels)")
-    if isinstance(value, int):
-        text = str(value)
-        if labels is not None and text not in labels:
-            if 0 <= value < len(labels):
-                return labels[value]
-            raise RecordInvalid("unknown label", f"{where} is {value}, outside task.labels (indices 0-{len(labels) - 1})",
-                                "use an index into task.labels, or the label name")
-        return text
-    text = value.strip()
-    if not text:
-        raise RecordInvalid("empty label", f"{where} is empty", "give every record a label, or drop the record")
-    if labels is not None and text not in labels and text.isdigit() and int(text) < len(labels):
-        return labels[int(text)]  # an index written as text (CSV cells are strings)
-    if labels is not None and text not in labels:
-        shown = ", ".join(labels[:12]) + (", ..." if len(labels) > 12 else "")
-        raise RecordInvalid("unknown label", f"{where} is {text!r}, not one of task.labels ({shown})",
-                            "fix the label, or add it to task.labels")
-    return text
 
 
 def complete_bio(tags: Iterable[str]) -> list[str]:

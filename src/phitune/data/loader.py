@@ -19,8 +19,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 from phitune.data.readers import DEFAULT_MAX_RECORD_BYTES
-from phitune.data.records import BadRecord, DataReport, EvalRecord, Example, FileReport
-from phitune.data.stats import LengthStats, length_stats
+from phitune.data.records import BadRecord, DataReport, EvalRecord, Example, FileReport, LengthStats
+from phitune.data.stats import length_stats
 from phitune.data.stream import stream_chunks
 from phitune.data.tasks import Sample, format_record, to_eval_record
 from phitune.errors import DataError, Problem

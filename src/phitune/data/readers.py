@@ -1,8 +1,9 @@
 """File readers: a data file -> raw records (any JSON-like value) with their FILE:LINE, or `BadRecord`s.
 
 Readers know about bytes and file formats only; what a record must contain is the task formatter's
-business (phitune.data.tasks). A new format (CSV, Parquet, ...) is one function registered with
-`@register_reader(".csv")` that yields `RawRecord`/`BadRecord` with a location per row.
+business (phitune.data.tasks). A new format is one function registered with
+`@register_reader(".csv")` (phitune.data.reader_registry) that yields `RawRecord`/`BadRecord` with a
+location per row, plus its import here; CSV, TSV and Parquet are in phitune.data.tabular.
 
 Every non-blank line gets a record index, good or bad, so the seeded validation split depends only
 on the file, never on the tokenizer or on which records happen to be valid.
@@ -13,32 +14,18 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
+# Registers the CSV, TSV and Parquet readers.
+import phitune.data.tabular  # noqa: F401
+from phitune.data.reader_registry import OTHER_BOMS, SAVE_AS_UTF8, UTF8_BOM, RawRecord, reader_for, register_reader
 from phitune.data.records import BadRecord
 from phitune.errors import DataError, Problem
 from phitune.recipe.paths import REMOTE_PREFIXES
 
-UTF8_BOM = b"\xef\xbb\xbf"
-OTHER_BOMS = {
-    b"\xff\xfe\x00\x00": "UTF-32", b"\x00\x00\xfe\xff": "UTF-32",
-    b"\xff\xfe": "UTF-16", b"\xfe\xff": "UTF-16",
-}
-SAVE_AS_UTF8 = "save the file as UTF-8 (a UTF-8 byte-order mark is fine)"
 DEFAULT_MAX_RECORD_BYTES = 8 * 1024 * 1024  # recipe field data.max_record_bytes (recipe/sections.py)
 SKIP_BLOCK = 1 << 20  # an oversized line is skipped in blocks of this many bytes
 JSONL_SHAPE = 'each line must be one complete JSON object, e.g. {"messages": [...]}'
-
-
-@dataclass(frozen=True)
-class RawRecord:
-    """One parsed record before any task-specific checking."""
-
-    location: str  # FILE:LINE
-    index: int  # 0-based position among the file's records (blank lines excluded)
-    data: Any
-    line: int = 0  # the LINE of FILE:LINE (a row number for Parquet)
-    offset: int = -1  # byte offset of the line in a JSONL file (-1: not seekable, e.g. CSV)
 
 
 @dataclass(frozen=True)
@@ -48,19 +35,6 @@ class ReadResult:
     records: list[RawRecord]
     bad: list[tuple[int | None, BadRecord]]  # (record index, problem); index None = the file itself
     count: int  # number of records (good + unparseable), i.e. the next record index
-
-
-Reader = Callable[[Path, str], Iterator["RawRecord | tuple[int | None, BadRecord]"]]
-_READERS: dict[str, Reader] = {}
-
-
-def register_reader(*suffixes: str) -> Callable[[Reader], Reader]:
-    def wrap(fn: Reader) -> Reader:
-        for suffix in suffixes:
-            _READERS[suffix.lower()] = fn
-        return fn
-
-    return wrap
 
 
 def read_records(path: str, display: str | None = None, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> ReadResult:
@@ -86,7 +60,7 @@ def iter_records(path: str, display: str | None = None,
     """
     display = display or str(path)
     file = require_local_file(path, display)
-    reader = _READERS.get(file.suffix.lower(), read_jsonl)
+    reader = reader_for(file.suffix) or read_jsonl
     if reader is read_jsonl:
         return read_jsonl(file, display, max_record_bytes)
     return reader(file, display)
@@ -233,6 +207,3 @@ def require_local_file(path: str, display: str | None = None) -> Path:
         raise DataError(f"not a data file: {display}", [Problem(display, "is a folder, not a file", "point at a .jsonl file")])
     return file
 
-
-# CSV, TSV and Parquet register themselves here (at the end: they import register_reader from this module).
-import phitune.data.tabular  # noqa: E402,F401

@@ -1,5 +1,6 @@
 """The data objects the rest of phitune sees: tokenized `Example`s for training, `EvalRecord`s for
-generation-based evaluation, and the `DataReport` that says what was read, used and skipped (and why).
+generation-based evaluation, and the `DataReport` that says what was read, used and skipped (and why),
+with each file's `LengthStats`.
 
 Everything here is plain stdlib so `phitune.data` imports without torch or transformers.
 """
@@ -7,13 +8,9 @@ Everything here is plain stdlib so `phitune.data` imports without torch or trans
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import asdict, dataclass, field
 
 from phitune.errors import Problem
-
-if TYPE_CHECKING:
-    from phitune.data.stats import LengthStats
 
 IGNORE_INDEX = -100  # the label value PyTorch's cross-entropy (and every HF model) skips
 
@@ -72,6 +69,25 @@ class RecordInvalid(Exception):
         return BadRecord(location, self.kind, self.message, self.fix)
 
 
+@dataclass(frozen=True)
+class LengthStats:
+    """Token lengths of one file's records (phitune.data.stats.length_stats computes them)."""
+
+    count: int
+    min: int
+    median: float
+    p95: int
+    max: int
+    total: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        median = f"{self.median:g}"
+        return f"min {self.min} / median {median} / p95 {self.p95} / max {self.max} tokens"
+
+
 @dataclass
 class FileReport:
     """What happened to one data file. `lengths` covers every record that could be tokenized
@@ -83,7 +99,7 @@ class FileReport:
     used: int = 0
     skipped: int = 0
     skipped_reasons: Counter = field(default_factory=Counter)
-    lengths: "LengthStats | None" = None
+    lengths: LengthStats | None = None
     problems: list[Problem] = field(default_factory=list)  # from the data cache: the first few (`skipped` counts all)
     content_hash: str | None = None  # of the file's bytes, when read through the data cache
     cache_key: str | None = None  # its folder under $PHITUNE_CACHE/data/

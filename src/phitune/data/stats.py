@@ -6,28 +6,9 @@ training log). Length stats tell the user what `train.max_seq_len` to pick; padd
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
-if TYPE_CHECKING:
-    from phitune.data.records import DataReport, FileReport
-
-
-@dataclass(frozen=True)
-class LengthStats:
-    count: int
-    min: int
-    median: float
-    p95: int
-    max: int
-    total: int
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def __str__(self) -> str:
-        median = f"{self.median:g}"
-        return f"min {self.min} / median {median} / p95 {self.p95} / max {self.max} tokens"
+from phitune.data.records import DataReport, FileReport, LengthStats
 
 
 def length_stats(lengths: Sequence[int]) -> LengthStats | None:
@@ -52,7 +33,7 @@ def padding_tokens(lengths: Sequence[int], batches: Sequence[Sequence[int]]) -> 
     return total
 
 
-def format_file_report(report: "FileReport") -> str:
+def format_file_report(report: FileReport) -> str:
     lines = [f"{report.path} ({report.role}): {report.records} records, {report.used} usable, {report.skipped} bad"]
     if report.lengths:
         lines.append(f"  lengths: {report.lengths}")
@@ -61,7 +42,7 @@ def format_file_report(report: "FileReport") -> str:
     return "\n".join(lines)
 
 
-def format_report(report: "DataReport") -> str:
+def format_report(report: DataReport) -> str:
     """Counts and length stats per file, then the example totals (no per-record problems: those are
     listed separately so they can go to stderr)."""
     parts = [format_file_report(f) for f in report.files]
@@ -69,7 +50,7 @@ def format_report(report: "DataReport") -> str:
     return "\n".join(parts)
 
 
-def distinct_fixes(report: "DataReport") -> list[str]:
+def distinct_fixes(report: DataReport) -> list[str]:
     """Each distinct fix once, in first-seen order: a file with 500 bad lines needs one hint, not 500."""
     seen: dict[str, None] = {}
     for problem in report.problems:

@@ -1,4 +1,4 @@
-"""CSV, TSV and Parquet readers (registered with phitune.data.readers.register_reader).
+"""CSV, TSV and Parquet readers (registered with phitune.data.reader_registry.register_reader).
 
 CSV/TSV: the first row is the header; each later row is a record of strings keyed by the header,
 located at the FILE:LINE where the row starts (quoted fields may span lines). Blank rows are not
@@ -14,7 +14,7 @@ import io
 from pathlib import Path
 from typing import Iterator
 
-from phitune.data.readers import OTHER_BOMS, SAVE_AS_UTF8, RawRecord, register_reader
+from phitune.data.reader_registry import OTHER_BOMS, SAVE_AS_UTF8, RawRecord, register_reader
 from phitune.data.records import BadRecord
 from phitune.errors import DataError, Problem
 

@@ -1,65 +1,42 @@
 """Task formatters: one raw record -> a `Sample` that templating knows how to tokenize and mask.
 
-There are only two shapes of sample, and every task maps onto one of them:
-- `ChatSample`: messages; the assistant turns are learned (chat, and later e.g. classification or
-  summarization rendered as a user question + assistant answer).
-- `TextSample`: a prompt (never learned) and an answer (learned, followed by EOS); plain text is an
-  empty prompt.
-A new task is one function registered with `@register_task("ner")` that takes the recipe's task
-section and a record and returns a sample, or raises `RecordInvalid(kind, message, fix)`.
+The sample shapes (`ChatSample`, `TextSample`) live in phitune.data.samples, the formatter registry
+in phitune.data.task_registry. This module registers chat and completion, imports the formatters of
+the other tasks (phitune.data.task_formats) and validates records with them. A new task is one
+function registered with `@register_task("ner")` that takes the recipe's task section and a record
+and returns a sample, or raises `RecordInvalid(kind, message, fix)`, plus its import in
+phitune/data/task_formats/__init__.py.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
+# Registers the formatters of classification, NER, QA, translation and summarization.
+import phitune.data.task_formats  # noqa: F401
 from phitune.data.records import EvalRecord, RecordInvalid
+from phitune.data.samples import ChatSample, Sample, TextSample
+from phitune.data.task_registry import formatter_for, register_task, registered_task_types
 from phitune.errors import RecipeError, Problem
 
 ROLES = ("system", "user", "assistant")
 CHAT_SHAPE = '{"messages": [{"role": "user", "content": "..."}, {"role": "assistant", "content": "..."}]}'
 
 
-@dataclass(frozen=True)
-class ChatSample:
-    messages: list[dict]  # validated: only role + content, roles in ROLES, ends with an assistant turn
-
-
-@dataclass(frozen=True)
-class TextSample:
-    prompt: str  # not learned ("" for plain text)
-    answer: str  # learned, and so is the EOS appended after it
-
-
-Sample = ChatSample | TextSample
-Formatter = Callable[[Any, Any], Sample]
-_FORMATTERS: dict[str, Formatter] = {}
-
-
-def register_task(task_type: str) -> Callable[[Formatter], Formatter]:
-    def wrap(fn: Formatter) -> Formatter:
-        _FORMATTERS[task_type] = fn
-        return fn
-
-    return wrap
-
-
 def task_types() -> list[str]:
     """Task types that have a formatter (every `task.type` a recipe may name)."""
-    return list(_FORMATTERS)
+    return registered_task_types()
 
 
 def format_record(task, record: Any) -> Sample:
     """Validate one record for `task` (a recipe task section) and return its sample."""
-    try:
-        formatter = _FORMATTERS[task.type]
-    except KeyError:
+    formatter = formatter_for(task.type)
+    if formatter is None:
         raise RecipeError(
             f"no data formatter for task type {task.type!r}",
             [Problem("task.type", f"phitune.data has no formatter for {task.type!r}",
-                     f"supported: {', '.join(sorted(_FORMATTERS))}")],
-        ) from None
+                     f"supported: {', '.join(sorted(task_types()))}")],
+        )
     if not isinstance(record, dict):
         raise RecordInvalid("not a JSON object", f"the record is a JSON {_json_type(record)}, not an object",
                             f"each line must be a JSON object such as {_example_shape(task)}")
@@ -176,7 +153,3 @@ def _json_type(value: Any) -> str:
     return {bool: "boolean", int: "number", float: "number", str: "string", list: "list", dict: "object"}.get(
         type(value), type(value).__name__)
 
-
-# Registers the formatters of classification, NER, QA, translation and summarization (at the end:
-# those modules import register_task and the sample types from this one).
-import phitune.data.task_formats  # noqa: E402,F401

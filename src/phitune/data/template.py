@@ -19,7 +19,7 @@ import bisect
 from dataclasses import dataclass
 
 from phitune.data.records import IGNORE_INDEX, RecordInvalid
-from phitune.data.tasks import ChatSample, Sample, TextSample
+from phitune.data.samples import ChatSample, Sample, TextSample
 from phitune.errors import ModelError, Problem
 
 PROGRESS_MIN = 2000  # show a progress bar when templating at least this many records

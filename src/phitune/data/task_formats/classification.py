@@ -7,9 +7,9 @@ Classifier head: the same prompt, and the label's index in `task.labels`.
 from __future__ import annotations
 
 from phitune.data.heads import SequenceLabelSample
-from phitune.data.labels import label_text
+from phitune.data.label_values import label_text
 from phitune.data.task_formats.common import conversation, prompt, require, text
-from phitune.data.tasks import register_task
+from phitune.data.task_registry import register_task
 from phitune.errors import Problem, RecipeError
 
 

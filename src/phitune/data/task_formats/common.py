@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from phitune.data.records import RecordInvalid
-from phitune.data.tasks import ChatSample
+from phitune.data.samples import ChatSample
 
 
 def json_type(value: Any) -> str:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from phitune.data.entities import format_entities
 from phitune.data.heads import WordLabelSample
-from phitune.data.labels import label_text
+from phitune.data.label_values import label_text
 from phitune.data.records import RecordInvalid
 from phitune.data.task_formats.classification import require_labels
 from phitune.data.task_formats.common import conversation, json_type, prompt, string_list
-from phitune.data.tasks import register_task
+from phitune.data.task_registry import register_task
 from phitune.recipe.task import BIO_TAG
 
 

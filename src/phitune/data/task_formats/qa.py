@@ -11,7 +11,7 @@ from typing import Any
 
 from phitune.data.records import RecordInvalid
 from phitune.data.task_formats.common import conversation, json_type, require, text
-from phitune.data.tasks import register_task
+from phitune.data.task_registry import register_task
 
 DEFAULT_INSTRUCTION = "Answer the question using only the context. Answer with a short span copied from the context."
 

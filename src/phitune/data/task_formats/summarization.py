@@ -4,7 +4,7 @@ answer the summary."""
 from __future__ import annotations
 
 from phitune.data.task_formats.common import conversation, text
-from phitune.data.tasks import register_task
+from phitune.data.task_registry import register_task
 
 DEFAULT_INSTRUCTION = "Summarize the document in one sentence."
 

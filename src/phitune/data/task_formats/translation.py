@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from phitune.data.task_formats.common import conversation, text
-from phitune.data.tasks import register_task
+from phitune.data.task_registry import register_task
 
 LANGUAGES = {"ar": "Arabic", "de": "German", "en": "English", "es": "Spanish", "fr": "French", "hi": "Hindi",
              "it": "Italian", "ja": "Japanese", "ko": "Korean", "nl": "Dutch", "pl": "Polish", "pt": "Portuguese",
