@@ -8,7 +8,8 @@ or dilute the average with classes of its own.
 
 from __future__ import annotations
 
-from phitune.evaluate.metrics import normalize, register_metric
+from phitune.evaluate.matching import normalize
+from phitune.evaluate.metric_registry import register_metric
 
 
 def accuracy(predictions: list[str], references: list[str]) -> dict[str, float]:

@@ -10,14 +10,14 @@ from typing import Sequence
 from phitune.data.entities import format_entities
 from phitune.data.heads import SequenceLabelSample, encode_head_samples
 from phitune.data.records import IGNORE_INDEX, Example, RecordInvalid
+from phitune.evaluate.metrics import compute_metrics, is_correct
+from phitune.evaluate.result import EvalResult
 from phitune.models import base_of
 
 
-def evaluate_heads(model, tokenizer, task_type: str, records: Sequence, batch_size: int = 16, on_batch=None):
+def evaluate_heads(model, tokenizer, task_type: str, records: Sequence, batch_size: int = 16,
+                   on_batch=None) -> EvalResult:
     """One prediction per HeadEvalRecord, scored with `task_type`'s metrics (an EvalResult)."""
-    from phitune.evaluate.metrics import compute_metrics, is_correct
-    from phitune.evaluate.run import EvalResult
-
     names = id2label(model)
     samples = [r.sample for r in records]
     replies = predict(model, tokenizer, samples, names, batch_size, on_batch)

@@ -1,74 +1,37 @@
-"""Task metrics, kept in a registry keyed by task type so a new task (classification, NER, QA,
-BLEU/ROUGE...) adds its metrics with one decorator and every caller (`phitune train` before/after,
-`phitune eval`) picks them up.
+"""Task metrics for every task type: the registry (phitune.evaluate.metric_registry) filled by the
+metric modules imported here, plus exact match for chat and completion and perplexity from the loss.
+Every caller (`phitune train` before/after, `phitune eval`) scores through this module.
 
-A metric takes the predictions and references of a whole eval set and returns named scores;
-`correct` decides the per-example flag written to the predictions file.
+A new task adds a module that registers its metrics with `@register_metric(task_type, name)` (and,
+if exact match is not the right per-example test, `register_correct`), and its import below.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Callable
 
-MetricFn = Callable[[list[str], list[str]], dict[str, float]]
+from phitune.evaluate import (  # noqa: F401 (imported to register their metrics)
+    classification_metrics, ner_metrics, qa_metrics, summarization_metrics, translation_metrics)
+from phitune.evaluate.matching import exact, exact_match
+from phitune.evaluate.metric_registry import correct_for, metrics_for, register_metric
 
-_METRICS: dict[str, dict[str, MetricFn]] = {}
-_CORRECT: dict[str, Callable[[str, str], bool]] = {}
-
-
-def register_metric(task_type: str, name: str) -> Callable[[MetricFn], MetricFn]:
-    """Decorator: add `fn` to the metrics computed for `task_type`."""
-
-    def wrap(fn: MetricFn) -> MetricFn:
-        _METRICS.setdefault(task_type, {})[name] = fn
-        return fn
-
-    return wrap
-
-
-def register_correct(task_type: str, fn: Callable[[str, str], bool]) -> None:
-    """Set the per-example correctness test for `task_type` (default: normalised exact match)."""
-    _CORRECT[task_type] = fn
+for _task in ("chat", "completion"):
+    register_metric(_task, "exact_match")(exact_match)
 
 
 def metric_names(task_type: str) -> list[str]:
-    return list(_METRICS.get(task_type, {}))
+    return list(metrics_for(task_type))
 
 
 def compute_metrics(task_type: str, predictions: list[str], references: list[str]) -> dict[str, float]:
     out: dict[str, float] = {}
-    for fn in _METRICS.get(task_type, {}).values():
+    for fn in metrics_for(task_type).values():
         out.update(fn(predictions, references))
     return out
 
 
 def is_correct(task_type: str, prediction: str, reference: str) -> bool:
-    return _CORRECT.get(task_type, exact)(prediction, reference)
-
-
-def normalize(text: str) -> str:
-    """What exact match ignores: surrounding whitespace and case."""
-    return text.strip().lower()
-
-
-def exact(prediction: str, reference: str) -> bool:
-    return normalize(prediction) == normalize(reference)
-
-
-def exact_match(predictions: list[str], references: list[str]) -> dict[str, float]:
-    if not references:
-        return {"exact_match": float("nan")}
-    hits = sum(exact(p, r) for p, r in zip(predictions, references))
-    return {"exact_match": hits / len(references)}
-
-
-def overlap_f1(matched: int, predicted: int, reference: int) -> float:
-    """F-measure of `matched` units out of `predicted` and `reference` ones (0 when nothing matched)."""
-    if matched == 0:
-        return 0.0
-    precision, recall = matched / predicted, matched / reference
-    return 2 * precision * recall / (precision + recall)
+    return (correct_for(task_type) or exact)(prediction, reference)
 
 
 def perplexity(mean_loss: float | None) -> float | None:
@@ -79,12 +42,3 @@ def perplexity(mean_loss: float | None) -> float | None:
         return math.exp(mean_loss)
     except OverflowError:
         return float("inf")
-
-
-for _task in ("chat", "completion"):
-    register_metric(_task, "exact_match")(exact_match)
-
-
-# The metrics of the other tasks register themselves (at the end: they import the registry above).
-from phitune.evaluate import (  # noqa: E402,F401
-    classification_metrics, ner_metrics, qa_metrics, summarization_metrics, translation_metrics)

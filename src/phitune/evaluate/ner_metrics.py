@@ -9,7 +9,7 @@ head's per-word tags are turned into the same text first, so both modes are scor
 from __future__ import annotations
 
 from phitune.data.entities import parse_entities
-from phitune.evaluate.metrics import register_correct, register_metric
+from phitune.evaluate.metric_registry import register_correct, register_metric
 
 
 def entity_scores(predictions: list[str], references: list[str]) -> dict[str, float]:

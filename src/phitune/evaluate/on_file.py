@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from phitune.evaluate.run import EvalResult, evaluate_model, loss_batches, write_eval
+from phitune.evaluate.result import EvalResult
+from phitune.evaluate.run import evaluate_model, loss_batches, write_eval
 
 
 def evaluate_on_file(model_path: str | os.PathLike, data: str | os.PathLike, *, limit: int | None = None,

@@ -10,7 +10,8 @@ import re
 import string
 from collections import Counter
 
-from phitune.evaluate.metrics import overlap_f1, register_correct, register_metric
+from phitune.evaluate.matching import overlap_f1
+from phitune.evaluate.metric_registry import register_correct, register_metric
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = str.maketrans("", "", string.punctuation)

@@ -7,29 +7,12 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 from phitune.evaluate.generation import chat_prompt_ids, generate, text_prompt_ids
 from phitune.evaluate.metrics import compute_metrics, is_correct, perplexity
-
-
-@dataclass
-class EvalResult:
-    """Scores for one evaluation, and one prediction row per record."""
-
-    metrics: dict[str, float | None]
-    predictions: list[dict] = field(default_factory=list)
-
-    def summary(self) -> str:
-        parts = []
-        for key, value in self.metrics.items():
-            if isinstance(value, float):
-                parts.append(f"{key} {value:.1%}" if key == "exact_match" else f"{key} {value:.4g}")
-            elif value is not None:
-                parts.append(f"{key} {value}")
-        return ", ".join(parts)
+from phitune.evaluate.result import EvalResult
 
 
 def evaluate_generations(model, tokenizer, task_type: str, records: Sequence, max_new_tokens: int,

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 
-from phitune.evaluate.metrics import overlap_f1, register_metric
+from phitune.evaluate.matching import overlap_f1
+from phitune.evaluate.metric_registry import register_metric
 
 _WORD = re.compile(r"[a-z0-9]+")
 

@@ -3,7 +3,7 @@ numbers are comparable with published ones), both on a 0-100 scale."""
 
 from __future__ import annotations
 
-from phitune.evaluate.metrics import register_metric
+from phitune.evaluate.metric_registry import register_metric
 
 
 def bleu_chrf(predictions: list[str], references: list[str]) -> dict[str, float]:
