@@ -64,19 +64,22 @@ def method_overrides(recipe, method: str) -> list[str]:
     """The `--set` overrides that turn `recipe` into a run of `method`."""
     # Settings the recipe's method shares with `method` carry over (r, alpha, target_modules...);
     # the rest are `method`'s defaults.
+    from phitune.recipe.method import method_class
+
     current = recipe.method.model_dump(mode="json")
-    fields = _method_classes()[method].model_fields
-    section = {"type": method, **{k: v for k, v in current.items() if k in fields and k != "type"}}
-    if method == "ia3" and recipe.method.type != "ia3" and "target_modules" in section:
+    run = method_class(method)
+    section = {"type": method, **{k: v for k, v in current.items() if k in run.model_fields and k != "type"}}
+    scales_linear_only = "feedforward_modules" in run.model_fields  # IA3
+    if scales_linear_only and not isinstance(recipe.method, run) and "target_modules" in section:
         from phitune.recipe.method import PHI3_FEEDFORWARD
 
         # IA3 scales linear layers only: a LoRA recipe's embed_tokens target (tiny-lora.yaml has one) stays out
         section["target_modules"] = [m for m in section["target_modules"] if m not in EMBEDDINGS]
         section["feedforward_modules"] = [m for m in PHI3_FEEDFORWARD if m in section["target_modules"]]
     sets = [f"method={json.dumps(section)}", "output.merge=false", "eval.before_after=false"]
-    if method in ("prompt_tuning", "prefix_tuning") and recipe.train.packing:
+    if run.own_rows and recipe.train.packing:
         sets.append("train.packing=false")  # virtual tokens are per row: packed examples would share them
-    if method == "qlora" and recipe.train.deepspeed is not None and recipe.train.deepspeed.stage == 3:
+    if not run.zero3_allowed and recipe.train.deepspeed is not None and recipe.train.deepspeed.stage == 3:
         sets.append("train.deepspeed.stage=2")
     return sets
 
@@ -263,18 +266,11 @@ def _short(value) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
-def _method_classes() -> dict:
-    """method type -> its recipe class, from the `MethodSpec` union (so new methods appear by themselves)."""
-    from typing import get_args
-
-    from phitune.recipe.method import MethodSpec
-
-    union = get_args(MethodSpec)[0]
-    return {get_args(cls.model_fields["type"].annotation)[0]: cls for cls in get_args(union)}
-
-
 def _method_types() -> list[str]:
-    return list(_method_classes())
+    """Every method name, from the `MethodSpec` union (so new methods appear by themselves)."""
+    from phitune.recipe.method import method_classes
+
+    return list(method_classes())
 
 
 def _round(value, digits: int):

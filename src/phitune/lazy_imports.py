@@ -28,7 +28,7 @@ def skip_bitsandbytes_for(recipe) -> bool:
     """For a one-run process (the `phitune train` command): mark bitsandbytes unimportable when this
     recipe cannot need it (not QLoRA, and a base model known not to be saved quantized). Returns
     whether it did. Not for library use: a later QLoRA run in the same process would then lack it."""
-    if "bitsandbytes" in sys.modules or "peft" in sys.modules or recipe.method.type == "qlora":
+    if "bitsandbytes" in sys.modules or "peft" in sys.modules or recipe.method.quantized_base:
         return False
     if not _known_unquantized(recipe.model.name):
         return False

@@ -76,7 +76,7 @@ def metadata(recipe, kind: str) -> dict:
     meta: dict = {"base_model": recipe.model.name}
     if kind == "adapter":
         meta["library_name"] = "peft"
-        tags.append("lora" if recipe.method.type in ("lora", "dora", "qlora") else "peft")
+        tags.append("lora" if recipe.method.lora_adapter else "peft")
     elif kind == "onnx":
         meta["library_name"] = "onnxruntime-genai"
         tags += ["onnx"]

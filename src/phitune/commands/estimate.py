@@ -109,4 +109,4 @@ def _shape(recipe, params: int | None):
         return shape
     ratio = params / shape.total_params
     return dataclasses.replace(shape, total_params=params, quantizable_params=int(shape.quantizable_params * ratio),
-                               trainable_params=params if recipe.method.type == "full" else shape.trainable_params)
+                               trainable_params=params if recipe.method.trains_all_weights else shape.trainable_params)

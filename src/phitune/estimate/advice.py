@@ -65,12 +65,12 @@ def _candidates(recipe: "Recipe", hardware: "Hardware", est: "Estimate", shape_f
     b = max_micro_batch(recipe, shape_for(recipe), hardware, est)
     if b and b < train.batch_size:
         found.append((_smaller_batch(recipe, b), f"micro-batch {b} with more accumulation (same effective batch)"))
-    if not train.gradient_checkpointing and method.type != "prefix_tuning":
+    if not train.gradient_checkpointing and method.checkpointing_allowed:
         found.append((["train.gradient_checkpointing=true"], "recompute activations in backward (~30% slower)"))
-    if method.type in ("lora", "dora"):
-        extra = ["method.adapter=dora"] if method.type == "dora" else []
+    if method.qlora_variant:
+        extra = ["method.adapter=dora"] if method.uses_dora else []
         found.append((["method.type=qlora", *extra], "4-bit nf4 base weights (QLoRA)"))
-    if method.type == "full":
+    if method.trains_all_weights:
         found.append((["method.type=lora"], "train a LoRA adapter instead of every weight"))
     if hardware.device == "gpu" and recipe.model.dtype == "float32":
         found.append((["model.dtype=bfloat16"], "bf16 weights and activations"))
@@ -86,7 +86,7 @@ def _candidates(recipe: "Recipe", hardware: "Hardware", est: "Estimate", shape_f
                        "train.deepspeed.offload_params=true"], "parameters and optimizer states in CPU RAM (ZeRO-3)"))
     if train.max_seq_len >= 256:
         found.append(([f"train.max_seq_len={train.max_seq_len // 2}"], "shorter sequences (longer examples become errors)"))
-    if not train.gradient_checkpointing and method.type != "prefix_tuning":  # then the same, plus checkpointing
+    if not train.gradient_checkpointing and method.checkpointing_allowed:  # then the same, plus checkpointing
         found += [(overrides + ["train.gradient_checkpointing=true"], f"{why}, and gradient checkpointing")
                   for overrides, why in list(found) if any(o.startswith(("train.deepspeed", "method.type"))
                                                            for o in overrides)]

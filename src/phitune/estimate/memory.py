@@ -10,12 +10,12 @@ Model states follow the ZeRO paper (phitune.estimate.zero) with these byte count
 Activations (saved for backward, per micro-batch), in elements per token, times the compute dtype
 bytes, for a Llama/Phi-3 style decoder (h hidden, I MLP width, L layers, V vocabulary):
     L * (c_h * h + c_i * I)  +  c_0 * h      and the logits: V fp32 values per labelled token.
-The coefficients per method family were measured with torch.autograd.graph.saved_tensors_hooks on
+The coefficients per method family (each method's `activation_coefficients`) were measured with torch.autograd.graph.saved_tensors_hooks on
 transformers 5.23's Phi-3 (SDPA attention, which stores no s x s score matrix): full 13h + 4I per
 layer, LoRA 14h + 5I (its dropout copies of each adapted input), ... For comparison Korthikanti et al.
 (2022) give s*b*h*(34 + 5*a*s/h) bytes per GPT layer in 16-bit with materialised attention scores.
 With gradient checkpointing only each layer's input (h) is kept, plus one layer recomputed during
-backward. DoRA, LoHa and LoKr also build weight-sized tensors per adapted layer.
+backward. DoRA, LoHa and LoKr also build weight-sized tensors per adapted layer (`weight_sized_update`).
 Peak memory adds a backward transient (the gradient of the logits and of one layer's widest
 activations) and, with one micro-batch per step, subtracts the overlap of gradients and activations:
 backward frees each layer's activations as its gradients appear, so both are never at their peak at
@@ -36,19 +36,6 @@ if TYPE_CHECKING:
     from phitune.recipe.schema import Recipe
 
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
-# (c_h, c_i, c_0): activation elements saved per token, per layer (c_h, c_i) and once (c_0).
-ACTIVATION_COEFFICIENTS = {
-    "full": (13.0, 4.0, 3.0),
-    "lora": (14.0, 5.0, 0.0),
-    "dora": (14.0, 5.0, 0.0),
-    "qlora": (14.0, 5.0, 0.0),
-    "ia3": (12.0, 6.0, 0.0),
-    "prompt_tuning": (8.0, 3.0, 1.0),
-    "prefix_tuning": (6.5, 3.0, 0.0),
-    "loha": (12.5, 4.0, 0.0),
-    "lokr": (12.5, 4.0, 0.0),
-}
-WEIGHT_SIZED = {"loha": 0.8, "lokr": 0.8}  # x sum(in*out) of adapted layers: the materialised update
 CPU_RUNTIME_BYTES = 0.46e9  # python + torch + transformers + peft, measured RSS before loading a model
 GPU_RUNTIME_BYTES = 1.0e9  # CUDA context + cuBLAS workspace + allocator slack: an assumption, not measured
 
@@ -120,7 +107,7 @@ def estimate(recipe: "Recipe", shape: "ModelShape", hardware: Hardware) -> Estim
         notes.append("no train.deepspeed: every process holds a full replica (data parallel)")
 
     trainable = shape.trainable_params
-    if method.type == "full":
+    if method.trains_all_weights:
         states = z.trainable_states(shape.total_params, devices, stage, 2 if mixed else w, 2 if mixed else w,
                                     z.ADAM_MIXED_K if mixed else 2 * w)
         frozen = 0.0
@@ -138,7 +125,7 @@ def estimate(recipe: "Recipe", shape: "ModelShape", hardware: Hardware) -> Estim
     if ds and ds.offload_params:
         offloaded += weights
         weights = 0.0
-    buffers = _deepspeed_buffers(ds, shape, trainable if method.type != "full" else shape.total_params,
+    buffers = _deepspeed_buffers(ds, shape, shape.total_params if method.trains_all_weights else trainable,
                                  2 if mixed else w) if ds else 0.0
 
     compute = 2 if mixed else DTYPE_BYTES[(getattr(method, "compute_dtype", None) or dtype)]
@@ -160,9 +147,9 @@ def activation_bytes(recipe: "Recipe", shape: "ModelShape", batch: int, element_
     """(bytes that grow with the micro-batch, bytes per step) of activations for `batch` rows of
     train.max_seq_len tokens (every token a label: chat data that masks prompts needs less)."""
     method = recipe.method
-    c_h, c_i, c_0 = ACTIVATION_COEFFICIENTS.get(method.type, ACTIVATION_COEFFICIENTS["lora"])
+    c_h, c_i, c_0 = method.activation_coefficients
     h, inter, layers = shape.hidden, shape.intermediate, shape.layers
-    tokens = batch * (recipe.train.max_seq_len + (method.num_virtual_tokens if method.type == "prompt_tuning" else 0))
+    tokens = batch * (recipe.train.max_seq_len + method.input_tokens_added)
     one_layer = c_h * h + c_i * inter + _dora_per_token(recipe, shape)
     if recipe.train.gradient_checkpointing:
         kept = layers * h + one_layer + c_0 * h  # layer inputs + the layer being recomputed
@@ -194,7 +181,7 @@ def fits(est: Estimate, hardware: Hardware) -> bool:
 def _frozen_base_bytes(recipe: "Recipe", shape: "ModelShape", weight_bytes: int) -> float:
     """Bytes of the frozen base model of an adapter method."""
     method = recipe.method
-    if method.type != "qlora":
+    if not method.quantized_base:
         return shape.total_params * weight_bytes
     if not shape.quantizable_params:  # --params only: assume every weight is quantized
         return z.quantized_weight_bytes(shape.total_params, 0, method.bits, bool(method.double_quant))
@@ -216,7 +203,7 @@ def _deepspeed_buffers(ds, shape: "ModelShape", trainable: int | None, weight_by
 
 def _dora_per_token(recipe: "Recipe", shape: "ModelShape") -> float:
     """DoRA keeps the base and adapter outputs of every adapted layer for its magnitude rescaling."""
-    if not (recipe.method.type == "dora" or getattr(recipe.method, "adapter", None) == "dora") or not shape.layers:
+    if not recipe.method.uses_dora or not shape.layers:
         return 0.0
     return 2.0 * sum(lin.out_features for lin in shape.adapted) / shape.layers
 
@@ -224,8 +211,8 @@ def _dora_per_token(recipe: "Recipe", shape: "ModelShape") -> float:
 def _weight_sized(recipe: "Recipe", shape: "ModelShape") -> float:
     """Elements of weight-sized tensors built per step (not per token)."""
     method = recipe.method
-    if method.type in WEIGHT_SIZED:
-        return WEIGHT_SIZED[method.type] * sum(lin.in_features * lin.out_features for lin in shape.adapted)
-    if method.type == "dora" or getattr(method, "adapter", None) == "dora":
+    if method.weight_sized_update:
+        return method.weight_sized_update * sum(lin.in_features * lin.out_features for lin in shape.adapted)
+    if method.uses_dora:
         return float(sum(lin.in_features ** 2 for lin in shape.adapted))  # peft multiplies lora_A by eye(in)
     return 0.0

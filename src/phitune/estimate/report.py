@@ -91,7 +91,7 @@ def _count(n: int | None) -> str:
 
 def _method(recipe: "Recipe") -> str:
     m = recipe.method
-    if m.type == "qlora":
+    if m.quantized_base:
         kind = f"{m.quant_type}{' double-quant' if m.double_quant else ''}" if m.bits == 4 else "int8"
         return f"qlora {kind} + {m.adapter} r={m.r}"
     return f"{m.type} r={m.r}" if hasattr(m, "r") else m.type

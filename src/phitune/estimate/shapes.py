@@ -50,7 +50,7 @@ class ModelShape:
     @classmethod
     def from_params(cls, name: str, params: int, recipe: "Recipe") -> "ModelShape":
         """Only a parameter count (`--params`): model states for full fine-tuning, nothing else."""
-        return cls(name=name, total_params=params, trainable_params=params if recipe.method.type == "full" else None)
+        return cls(name=name, total_params=params, trainable_params=params if recipe.method.trains_all_weights else None)
 
 
 def model_shape(recipe: "Recipe") -> ModelShape:
@@ -71,7 +71,7 @@ def model_shape(recipe: "Recipe") -> ModelShape:
         if match:
             key = next(g for g in match.groups() if g is not None)
             per_layer[key] = per_layer.get(key, 0) + p.numel()
-    trainable = _trainable_params(model, recipe) if recipe.method.type != "full" else total
+    trainable = total if recipe.method.trains_all_weights else _trainable_params(model, recipe)
     targets = set(getattr(recipe.method, "target_modules", None) or [])
     return ModelShape(
         name=recipe.model.name,
@@ -95,8 +95,10 @@ def _trainable_params(model, recipe: "Recipe") -> int:
 
     from phitune.models.adapters import peft_config
 
+    from phitune.recipe.method import PromptTuningMethod
+
     method = recipe.method
-    if method.type == "prompt_tuning" and method.init == "text":
+    if isinstance(method, PromptTuningMethod) and method.init == "text":
         method = method.model_copy(update={"init": "random", "init_text": None})  # same size, no tokenizer
     peft_model = get_peft_model(model, peft_config(method))  # qlora: its LoRA/DoRA adapter
     return sum(p.numel() for p in peft_model.parameters() if p.requires_grad)

@@ -111,7 +111,7 @@ def export_multi_lora(source, extra_sources, precision, out: Path, atol, max_new
 def _adapter_of(src):
     from safetensors.torch import load_file
 
-    if src.adapter_dir is None or src.method != "lora":
+    if not src.has_separable_lora:
         raise ExportError("multi-LoRA export needs LoRA runs",
                           [Problem(str(src.path), f"method {src.method!r} has no separable LoRA adapter")])
     cfg = json.loads((src.adapter_dir / "adapter_config.json").read_text())

@@ -22,6 +22,14 @@ class ExportSource:
     base_model: str | None = None
     adapter_dir: Path | None = None
 
+    @property
+    def has_separable_lora(self) -> bool:
+        """A run whose adapter is plain LoRA on a full-precision base (several can share one base)."""
+        from phitune.recipe.method import method_class
+
+        method = method_class(self.method) if self.method else None
+        return self.adapter_dir is not None and method is not None and method.plain_lora
+
     def as_dict(self) -> dict:
         return {"path": str(self.path), "kind": self.kind, "name": self.name, "method": self.method,
                 "recipe_hash": self.recipe_hash, "base_model": self.base_model}
@@ -86,7 +94,7 @@ def load_base_and_adapter(source: ExportSource):
     from phitune.models.loader import load_base_model
     from phitune.models.run_dir import run_recipe
 
-    if source.adapter_dir is None or source.method != "lora":
+    if not source.has_separable_lora:
         raise ExportError(
             "multi-LoRA export needs LoRA runs",
             [Problem(str(source.path), f"method {source.method!r} ({source.kind}) has no separable LoRA adapter",

@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from phitune.errors import ModelError, Problem, RecipeError
+from phitune.recipe.method import (DoraMethod, Ia3Method, LohaMethod, LokrMethod, LoraMethod, PrefixTuningMethod,
+                                   PromptTuningMethod, QloraMethod)
 
 if TYPE_CHECKING:
     from phitune.recipe.method import MethodSpec
@@ -21,18 +23,20 @@ def peft_config(method: "MethodSpec", tokenizer_path: str | None = None):
 
     tokenizer_path: where prompt tuning's `init: text` reads the tokenizer from (the base model folder).
     """
-    builder = _BUILDERS.get(method.type)
+    if method.trains_all_weights:
+        return None
+    builder = _BUILDERS.get(type(method))
     if builder is None:
-        if method.type == "full":
-            return None
         raise RecipeError("unsupported method", [Problem("method.type", f"no adapter builder for {method.type!r}")])
     return builder(method, tokenizer_path)
 
 
 def apply_method(model, method: "MethodSpec"):
     """Wrap `model` for training with `method`; returns the model whose trainable params the optimizer gets."""
-    if method.type == "qlora" and not is_quantized(model):
-        raise ModelError("method qlora needs a quantized base model", [Problem(
+    from phitune.models.quantize import loaded_in_kbit
+
+    if method.quantized_base and not loaded_in_kbit(model):
+        raise ModelError(f"method {method.type} needs a quantized base model", [Problem(
             "method.type", "the model was loaded in full precision, so this would be plain LoRA",
             "load it with phitune.models.build.load_trainable_model(recipe), which quantizes it")])
     config = peft_config(method, tokenizer_path=getattr(model, "name_or_path", None) or None)
@@ -40,12 +44,12 @@ def apply_method(model, method: "MethodSpec"):
         for p in model.parameters():
             p.requires_grad_(True)
         return model
-    _check_targets(model, _module_names(getattr(config, "target_modules", None)))
-    if method.type == "prompt_tuning":
+    check_targets(model, _module_names(getattr(config, "target_modules", None)))
+    if method.input_tokens_added:  # logits lined up with the caller's tokens again
         from phitune.models.prompt_learning import PromptTuningCausalLM
 
         return PromptTuningCausalLM(model, config)
-    if method.type == "qlora":
+    if method.quantized_base:
         from phitune.models.qlora_model import QloraCausalLM
 
         return QloraCausalLM(model, config)  # merges into the full-precision base
@@ -60,20 +64,14 @@ def is_adapter_model(model) -> bool:
     return isinstance(model, PeftModel)
 
 
-def is_quantized(model) -> bool:
-    """Loaded through bitsandbytes (4-bit or 8-bit)."""
-    return bool(getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False))
-
-
 # --- one builder per method family ----------------------------------------------------------------
 
 
 def _lora(method, _tokenizer_path):
     from peft import LoraConfig, TaskType
 
-    dora = method.type == "dora" or (method.type == "qlora" and method.adapter == "dora")
     return LoraConfig(task_type=TaskType.CAUSAL_LM, r=method.r, lora_alpha=method.alpha, lora_dropout=method.dropout,
-                      target_modules=list(method.target_modules), bias=method.bias, use_dora=dora)
+                      target_modules=list(method.target_modules), bias=method.bias, use_dora=method.uses_dora)
 
 
 def _ia3(method, _tokenizer_path):
@@ -121,8 +119,8 @@ def _lokr(method, _tokenizer_path):
                       decompose_both=method.decompose_both, decompose_factor=method.decompose_factor)
 
 
-_BUILDERS = {"lora": _lora, "dora": _lora, "qlora": _lora, "ia3": _ia3, "prompt_tuning": _prompt_tuning,
-             "prefix_tuning": _prefix_tuning, "loha": _loha, "lokr": _lokr}
+_BUILDERS = {LoraMethod: _lora, DoraMethod: _lora, QloraMethod: _lora, Ia3Method: _ia3,
+             PromptTuningMethod: _prompt_tuning, PrefixTuningMethod: _prefix_tuning, LohaMethod: _loha, LokrMethod: _lokr}
 
 
 def _module_names(targets) -> list[str]:
@@ -131,7 +129,8 @@ def _module_names(targets) -> list[str]:
     return list(targets)
 
 
-def _check_targets(model, targets: list[str]) -> None:
+def check_targets(model, targets: list[str]) -> None:
+    """Every name in `targets` is a module of `model`, or a RecipeError listing its linear layers."""
     if not targets:
         return
     names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}

@@ -21,10 +21,10 @@ def load_trainable_model(recipe: "Recipe"):
     from phitune.recipe.task import uses_head
 
     if uses_head(recipe.task):  # task.head: classifier -> a sequence/token-classification model
-        from phitune.models.heads import load_trainable_head_model
+        from phitune.models.heads import apply_head_method, load_head_base
 
         seed_everything(recipe.train.seed)  # the new head's initial weights
-        return load_trainable_head_model(recipe)
+        return apply_head_method(prepare_for_training(load_head_base(recipe), recipe), recipe)
     from phitune.host_memory import return_freed_memory_to_os
 
     return_freed_memory_to_os()  # before loading: quantizing and training free many mid-size tensors
@@ -40,7 +40,7 @@ def load_trainable_model(recipe: "Recipe"):
 
 def load_base_for_method(recipe: "Recipe"):
     """The frozen base as the method needs it: quantized (streamed from safetensors) for QLoRA."""
-    if recipe.method.type == "qlora":
+    if recipe.method.quantized_base:
         from phitune.models.quantize import load_quantized_model
 
         return load_quantized_model(recipe.model, **base_model_kwargs(recipe))
@@ -51,7 +51,7 @@ def load_base_for_method(recipe: "Recipe"):
 
 def base_model_kwargs(recipe: "Recipe") -> dict:
     """Extra `from_pretrained` kwargs the method needs (the bitsandbytes config for QLoRA)."""
-    if recipe.method.type == "qlora":
+    if recipe.method.quantized_base:
         from phitune.models.quantize import quantization_config
 
         return {"quantization_config": quantization_config(recipe.method, recipe.model.dtype)}
@@ -61,10 +61,10 @@ def base_model_kwargs(recipe: "Recipe") -> dict:
 def prepare_for_training(model, recipe: "Recipe"):
     """Gradient checkpointing as `train.gradient_checkpointing` says; k-bit preparation for a quantized
     base (frozen, norms and embeddings in fp32); no KV cache (training never reuses it)."""
-    from phitune.models.adapters import is_quantized
+    from phitune.models.quantize import loaded_in_kbit
 
     checkpointing = recipe.train.gradient_checkpointing
-    if is_quantized(model):
+    if loaded_in_kbit(model):
         from peft import prepare_model_for_kbit_training
 
         from phitune.models.quantize import keep_trainable_layout

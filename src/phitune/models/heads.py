@@ -59,13 +59,11 @@ def load_head_base(recipe: "Recipe", **kwargs):
     return model
 
 
-def load_trainable_head_model(recipe: "Recipe"):
-    """Head model + method, ready to train: LoRA/DoRA on the body with the head fully trained, or
-    every weight for method full."""
-    from phitune.models.adapters import _check_targets, peft_config
-    from phitune.models.build import prepare_for_training
+def apply_head_method(model, recipe: "Recipe"):
+    """`recipe.method` on a head model prepared for training (phitune.models.build), in train mode:
+    LoRA/DoRA on the body with the head fully trained, or every weight for method full."""
+    from phitune.models.adapters import check_targets, peft_config
 
-    model = prepare_for_training(load_head_base(recipe), recipe)
     config = peft_config(recipe.method, tokenizer_path=getattr(model, "name_or_path", None) or None)
     if config is None:
         for p in model.parameters():
@@ -73,7 +71,7 @@ def load_trainable_head_model(recipe: "Recipe"):
     else:
         from peft import TaskType, get_peft_model
 
-        _check_targets(model, list(getattr(config, "target_modules", None) or []))
+        check_targets(model, list(getattr(config, "target_modules", None) or []))
         config.task_type = getattr(TaskType, _PEFT_TASK_TYPES[recipe.task.type])
         config.modules_to_save = [HEAD_MODULE]
         model = get_peft_model(model, config)

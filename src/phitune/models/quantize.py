@@ -28,8 +28,13 @@ WEIGHT_INDEX = "model.safetensors.index.json"
 SPEC_ATTRIBUTE = "_phitune_model_spec"  # the ModelSpec a quantized model was loaded from
 
 
+def loaded_in_kbit(model) -> bool:
+    """transformers loaded `model`'s weights in 4 or 8 bits through bitsandbytes."""
+    return bool(getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False))
+
+
 def quantization_config(method: "QloraMethod", model_dtype: str):
-    """The bitsandbytes config for a `method.type: qlora` (compute dtype defaults to model.dtype)."""
+    """The bitsandbytes config for a QLoRA method (compute dtype defaults to model.dtype)."""
     import torch
     from transformers import BitsAndBytesConfig
 

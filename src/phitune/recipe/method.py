@@ -2,22 +2,20 @@
 ask for an invalid mix (there is no `use_peft` / `use_dora` / `load_in_4bit` boolean to combine).
 
 Add a method by adding a class here and to `MethodSpec`; `phitune.models.adapters` turns it into a
-PEFT config. Each class declares what it needs as class attributes (`Method`'s capabilities: not fields,
-so not in the schema or the resolved recipe); callers ask the method, never compare its `type`. Rules that involve other sections (packing, merge, ZeRO stage) are in
-`method_conflicts`, called by the `Recipe` validator.
+PEFT config. Each class declares what it needs as class attributes (`Method`'s capabilities: not
+fields, so not in the schema or the resolved recipe); callers ask the method, never compare its
+`type`. Rules that involve other sections (packing, merge, ZeRO stage) are in `method_conflicts`,
+called by the `Recipe` validator.
 """
 
 from __future__ import annotations
 
 import typing
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import Field, field_validator, model_validator
 
 from phitune.recipe.base import Conflict, Section
-
-if TYPE_CHECKING:
-    from phitune.recipe.schema import Recipe
 
 # Phi-3 fuses q/k/v and gate/up into single projections.
 PHI3_LORA_TARGETS = ("qkv_proj", "o_proj", "gate_up_proj", "down_proj")
@@ -54,6 +52,19 @@ class Method(Section):
     """Verified with a classification head (task.head: classifier)."""
     lora_adapter: ClassVar[bool] = False
     """Trains a peft LoRA adapter (LoraConfig; DoRA and QLoRA included)."""
+    plain_lora: ClassVar[bool] = False
+    """Its adapter is plain LoRA A·B on a full-precision base: separable, so several can share one base."""
+    qlora_variant: ClassVar[bool] = False
+    """QLoRA can train the same adapter on a 4-bit base (method.type: qlora, same method.adapter)."""
+    activation_coefficients: ClassVar[tuple[float, float, float]] = (14.0, 5.0, 0.0)
+    """(c_h, c_i, c_0): activation elements saved per token, per layer (h, MLP width) and once (phitune.estimate.memory)."""
+    weight_sized_update: ClassVar[float] = 0.0
+    """Weight-sized elements built per step, times sum(in*out) of the adapted layers (the materialised update)."""
+
+    @property
+    def input_tokens_added(self) -> int:
+        """Tokens the method prepends to every input sequence (prompt tuning's virtual tokens)."""
+        return 0
 
     @property
     def uses_dora(self) -> bool:
@@ -85,6 +96,8 @@ class LoraMethod(_LowRank):
     type: Literal["lora"] = "lora"
     head_supported = True
     lora_adapter = True
+    plain_lora = True
+    qlora_variant = True
 
 
 class DoraMethod(_LowRank):
@@ -93,6 +106,7 @@ class DoraMethod(_LowRank):
     type: Literal["dora"] = "dora"
     head_supported = True
     lora_adapter = True
+    qlora_variant = True
 
     @property
     def uses_dora(self) -> bool:
@@ -105,6 +119,7 @@ class FullMethod(Method):
     type: Literal["full"] = "full"
     trains_all_weights = True
     head_supported = True
+    activation_coefficients = (13.0, 4.0, 3.0)
 
 
 class QloraMethod(_LowRank):
@@ -151,6 +166,7 @@ class Ia3Method(Method):
     """(IA)³: learn a scaling vector per target module (keys, values and feed-forward inputs)."""
 
     type: Literal["ia3"] = "ia3"
+    activation_coefficients = (12.0, 6.0, 0.0)
     target_modules: list[str] = _targets_field("Modules whose activations are rescaled.")
     feedforward_modules: list[str] = Field(
         default_factory=lambda: list(PHI3_FEEDFORWARD),
@@ -181,6 +197,7 @@ class PromptTuningMethod(_PromptLearning):
     """Prompt tuning: learn `num_virtual_tokens` input embeddings prepended to every sequence."""
 
     type: Literal["prompt_tuning"] = "prompt_tuning"
+    activation_coefficients = (8.0, 3.0, 1.0)
     init: Literal["random", "text"] = Field("random", description="Start from random embeddings or from init_text.")
     init_text: str | None = Field(None, min_length=1, description="Text whose token embeddings start the prompt (init: text).")
 
@@ -192,12 +209,17 @@ class PromptTuningMethod(_PromptLearning):
             raise ValueError("method.init_text is only used with method.init: text (got init: random)")
         return self
 
+    @property
+    def input_tokens_added(self) -> int:
+        return self.num_virtual_tokens
+
 
 class PrefixTuningMethod(_PromptLearning):
     """Prefix tuning: learn `num_virtual_tokens` keys and values prepended in every attention layer."""
 
     type: Literal["prefix_tuning"] = "prefix_tuning"
     checkpointing_allowed = False
+    activation_coefficients = (6.5, 3.0, 0.0)
     projection: bool = Field(False, description="Reparameterise the prefix through a 2-layer MLP.")
     projection_hidden: int | None = Field(None, ge=1, description="Hidden size of that MLP (projection: true).")
 
@@ -209,6 +231,9 @@ class PrefixTuningMethod(_PromptLearning):
 
 
 class _Factorised(_RankedUpdate):
+    activation_coefficients = (12.5, 4.0, 0.0)
+    weight_sized_update = 0.8
+
     rank_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout on rank components during training.")
     module_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Probability of skipping the adapter of a module.")
 
@@ -240,15 +265,20 @@ MethodSpec = Annotated[
           LohaMethod, LokrMethod],
     Field(discriminator="type"),
 ]
-def method_class(type_name: str) -> type[Method]:
-    """The method class whose `type` is `type_name` (e.g. a method name stored in a run's metadata)."""
-    for cls in typing.get_args(typing.get_args(MethodSpec)[0]):
-        if cls.model_fields["type"].default == type_name:
-            return cls
-    raise KeyError(type_name)
+PROMPT_LEARNING = ("prompt_tuning", "prefix_tuning")  # superseded by Method.own_rows; kept while callers move
 
 
-def method_conflicts(recipe: "Recipe") -> list[Conflict]:
+def method_classes() -> dict[str, type[Method]]:
+    """Method name (`type`) -> its class, in `MethodSpec` order."""
+    return {cls.model_fields["type"].default: cls for cls in typing.get_args(typing.get_args(MethodSpec)[0])}
+
+
+def method_class(type_name: str) -> type[Method] | None:
+    """The method class named `type_name` (e.g. a method name stored in a run folder), or None."""
+    return method_classes().get(type_name)
+
+
+def method_conflicts(recipe) -> list[Conflict]:
     """Combinations of `method` with other sections that cannot work: one `Conflict` each, located at
     the field the fix changes (so its YAML line is shown), the message naming both fields."""
     method, out = recipe.method, []

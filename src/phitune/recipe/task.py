@@ -15,9 +15,9 @@ from typing import Annotated, Literal, Union
 from pydantic import Field, field_validator, model_validator
 
 from phitune.recipe.base import Conflict, Section
+from phitune.recipe.method import method_classes
 
 BIO_TAG = re.compile(r"^(O|[BI]-\S+)$")
-HEAD_METHODS = ("lora", "dora", "full")  # methods verified with a classification head
 
 
 class ChatTask(Section):
@@ -234,8 +234,9 @@ def task_conflicts(recipe) -> list[Conflict]:
             problems.append(Conflict("train.packing", f"task.head: classifier cannot use train.packing (each "
                                      f"{task.type} example needs its own row): set train.packing: false, or "
                                      "task.head: generative"))
-        if recipe.method.type not in HEAD_METHODS:
+        if not recipe.method.head_supported:
+            supported = [name for name, cls in method_classes().items() if cls.head_supported]
             problems.append(Conflict("method.type", f"task.head: classifier supports method.type "
-                                     f"{', '.join(HEAD_METHODS)}, not {recipe.method.type!r}: change the method, "
+                                     f"{', '.join(supported)}, not {recipe.method.type!r}: change the method, "
                                      "or use task.head: generative"))
     return problems

@@ -15,12 +15,13 @@ import re
 from pathlib import PurePosixPath
 
 from phitune.errors import Problem
+from phitune.recipe.method import LoraMethod, Method, QloraMethod, method_class
 from phitune.redact import redact
 
 BASE_DIR = "/mnt"                 # KAITO resolves dataset_path and output_dir under this folder
 DATA_DIR = "data"                 # where URLs are downloaded and an input claim is mounted: /mnt/data
 OUTPUT_DIR = "/mnt/output"        # KAITO's default results mount (output image / output claim)
-METHODS = ("lora", "qlora")       # KAITO's two tuning methods
+METHODS = (LoraMethod, QloraMethod)  # KAITO's two tuning methods
 DATA_EXTENSIONS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet", ".arrow": "arrow"}
 # TRL's SFTTrainer reads these column names; KAITO does not rename columns.
 TRL_COLUMNS = {"messages_key": "messages", "prompt_key": "prompt", "completion_key": "completion"}
@@ -117,8 +118,14 @@ def _output_problems(spec) -> list[Problem]:
     return []
 
 
+def kaito_method(name) -> type[Method] | None:
+    """The method class of a KAITO tuning method name (a Workspace's tuning.method), None if KAITO has none."""
+    method = method_class(str(name).lower())
+    return method if method in METHODS else None
+
+
 def _method_problems(recipe) -> list[Problem]:
-    if recipe.method.type not in METHODS:
+    if not isinstance(recipe.method, METHODS):
         return [Problem("method.type", f"KAITO tunes with lora or qlora only, not {recipe.method.type}",
                         "set method.type: lora (or qlora), or use another target")]
     if not float(recipe.method.alpha).is_integer():
@@ -172,7 +179,7 @@ def _data_problems(recipe, spec) -> list[Problem]:
 def training_config(recipe, preset, target_modules: list[str]) -> dict:
     """The whole `training_config.yaml` document for `recipe` on `preset`."""
     sections = {"ModelConfig": _model_config(recipe)}
-    if recipe.method.type == "qlora":
+    if recipe.method.quantized_base:
         sections["QuantizationConfig"] = _quantization_config(recipe)
     sections["LoraConfig"] = _lora_config(recipe, target_modules)
     sections["TrainingArguments"] = _training_arguments(recipe)
@@ -200,7 +207,7 @@ def _lora_config(recipe, target_modules: list[str]) -> dict:
     out = {key: field_value(recipe, field) for field, key in LORA_CONFIG.items()}
     out["lora_alpha"] = int(recipe.method.alpha)  # peft's field is an int (KAITO parses it with int())
     out["target_modules"] = list(target_modules)
-    if getattr(recipe.method, "adapter", "lora") == "dora":
+    if recipe.method.uses_dora:
         out["use_dora"] = True
     return out
 

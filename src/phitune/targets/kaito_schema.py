@@ -16,7 +16,7 @@ import yaml
 
 from phitune.errors import Problem
 from phitune.redact import redact
-from phitune.targets.kaito_config import KAITO_SECTION_FIELDS
+from phitune.targets.kaito_config import KAITO_SECTION_FIELDS, kaito_method
 from phitune.targets.kaito_presets import KAITO_VERSION
 from phitune.targets.kaito_workspace_schema import WORKSPACE
 
@@ -128,7 +128,7 @@ def workspace_admission(ws: dict, tuning_presets) -> list[Problem]:
     count = ws.get("resource", {}).get("count", 1)
     if isinstance(count, int) and count > 1:  # a non-integer count is the schema check's to report
         out.append(Problem("target", "KAITO tuning runs on one node (resource.count 1)"))
-    if str(tuning.get("method", "")).lower() not in ("lora", "qlora"):
+    if kaito_method(tuning.get("method", "")) is None:
         out.append(Problem("method.type", f"KAITO's tuning method must be lora or qlora, got {tuning.get('method')!r}",
                            "set method.type: lora or qlora"))
     preset = (tuning.get("preset") or {}).get("name")
@@ -207,11 +207,12 @@ def _quantization_admission(sections: dict, method: str) -> list[Problem]:
     four, eight = bool(flags["load_in_4bit"]), bool(flags["load_in_8bit"])
     if four and eight:
         return [Problem("method.bits", "QuantizationConfig sets both load_in_4bit and load_in_8bit", "set method.bits: 4 or 8")]
-    if method == "lora" and (four or eight):
-        return [Problem("method.type", "method lora must not load the base in 4 or 8 bits (QuantizationConfig)",
+    kind = kaito_method(method)
+    if kind is not None and not kind.quantized_base and (four or eight):
+        return [Problem("method.type", f"method {method} must not load the base in 4 or 8 bits (QuantizationConfig)",
                         "use method.type: qlora to quantize the base")]
-    if method == "qlora" and not (four or eight):
-        return [Problem("method.bits", "method qlora needs load_in_4bit or load_in_8bit in QuantizationConfig",
+    if kind is not None and kind.quantized_base and not (four or eight):
+        return [Problem("method.bits", f"method {method} needs load_in_4bit or load_in_8bit in QuantizationConfig",
                         "set method.bits: 4 or 8")]
     return []
 

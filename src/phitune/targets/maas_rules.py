@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 
 from phitune.errors import Problem
+from phitune.recipe.method import DoraMethod, FullMethod, LoraMethod
 from phitune.targets.pipeline_plan import REGISTRY_MODEL
 
 # Catalog models offered for serverless fine-tuning, by registry (Azure/azureml-examples, serverless
@@ -83,14 +84,15 @@ def is_latest(uri: str) -> bool:
 
 
 def method_problems(recipe) -> list[Problem]:
-    method = recipe.method.type
-    if method == "lora":
+    if isinstance(recipe.method, LoraMethod):
         return []
+    method = recipe.method.type
     reasons = {
-        "full": "serverless fine-tuning trains LoRA adapters only; full fine-tuning needs your own GPUs",
-        "dora": "serverless fine-tuning trains plain LoRA adapters; DoRA's magnitude vectors are not offered",
+        FullMethod: "serverless fine-tuning trains LoRA adapters only; full fine-tuning needs your own GPUs",
+        DoraMethod: "serverless fine-tuning trains plain LoRA adapters; DoRA's magnitude vectors are not offered",
     }
-    return [Problem("method.type", reasons.get(method, f"serverless fine-tuning trains LoRA only, not {method}"),
+    reason = reasons.get(type(recipe.method), f"serverless fine-tuning trains LoRA only, not {method}")
+    return [Problem("method.type", reason,
                     "use method.type: lora, or --target maap to run this method on your own compute")]
 
 

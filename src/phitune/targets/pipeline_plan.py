@@ -137,7 +137,7 @@ def _bind_model(recipe, pipeline, data: dict, doc: PipelineDocument) -> None:
             "type": "mlflow_model", "path": name}
     elif kind == "hub":
         doc.notes.append(f"the base model {name} is downloaded from the Hugging Face hub by each step")
-    if kind in ("local", "azureml") and recipe.method.type != "full" and not recipe.output.merge:
+    if kind in ("local", "azureml") and not recipe.method.trains_all_weights and not recipe.output.merge:
         # The base model input is mounted in the finetune step only; evaluate loads merged/ instead.
         data["jobs"][finetune.name]["inputs"]["merge"] = True
         doc.notes.append("finetune writes merged/ (merge: true) so that evaluate needs no base model input")

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from phitune.errors import Problem
+from phitune.recipe.method import (DoraMethod, FullMethod, Ia3Method, LohaMethod, LokrMethod, LoraMethod,
+                                   PrefixTuningMethod, PromptTuningMethod, QloraMethod)
 from phitune.recipe.azure_names import recipe_default
 from phitune.targets.pipeline_plan import REGISTRY_MODEL
 from phitune.targets.registry_interfaces import ComponentInterface, check_value
@@ -24,9 +26,11 @@ TASK_COMPONENTS = {
     "qa": "question_answering_pipeline", "summarization": "summarization_pipeline",
     "translation": "translation_pipeline",
 }
-UNSUPPORTED_METHODS = {
-    "dora": "DoRA's magnitude vectors", "qlora": "a quantized (bitsandbytes) base model", "ia3": "(IA)3 scaling vectors",
-    "prompt_tuning": "prompt tuning", "prefix_tuning": "prefix tuning", "loha": "LoHa", "lokr": "LoKr",
+METHODS = (LoraMethod, FullMethod)  # what the registry components train
+UNSUPPORTED_METHODS = {  # what the others would need, for the message
+    DoraMethod: "DoRA's magnitude vectors", QloraMethod: "a quantized (bitsandbytes) base model",
+    Ia3Method: "(IA)3 scaling vectors", PromptTuningMethod: "prompt tuning", PrefixTuningMethod: "prefix tuning",
+    LohaMethod: "LoHa", LokrMethod: "LoKr",
 }
 PHITUNE_DEFAULT, RECIPE, MODEL_DEFAULT, TARGET = "phitune default", "recipe", "model default", "target"
 
@@ -54,11 +58,11 @@ class RegistryPlan:
 def method_problems(recipe) -> list[Problem]:
     """What the registry components cannot train, reported before anything else."""
     method, problems = recipe.method, []
-    if method.type in UNSUPPORTED_METHODS:
+    if not isinstance(method, METHODS):
         problems.append(Problem("method.type", f"Azure ML's registry fine-tuning components train LoRA or full "
-                                f"fine-tuning, not {UNSUPPORTED_METHODS[method.type]} ({method.type})",
+                                f"fine-tuning, not {UNSUPPORTED_METHODS.get(type(method), method.type)} ({method.type})",
                                 "use method.type: lora or full, or target.trainer: phitune"))
-    if method.type == "lora":
+    if isinstance(method, LoraMethod):
         preset = recipe_default("method.target_modules")
         if list(method.target_modules) != list(preset):
             problems.append(Problem("method.target_modules", "the registry components choose the LoRA target modules "
@@ -157,7 +161,7 @@ def _target_inputs(spec, inputs: dict[str, Mapped]) -> None:
 
 def _hyperparameters(recipe, inputs: dict[str, Mapped], notes: list[str]) -> list[Problem]:
     train, method, problems = recipe.train, recipe.method, []
-    lora = method.type == "lora"
+    lora = isinstance(method, LoraMethod)
     values: dict[str, tuple[str, Any]] = {
         "num_train_epochs": ("train.epochs", _whole(train.epochs)),
         "per_device_train_batch_size": ("train.batch_size", train.batch_size),
@@ -281,6 +285,6 @@ def _explicit(recipe, field: str) -> bool:
     if field == "train.deepspeed":
         return value is not None
     if field == "method.type":
-        return value != "lora"
+        return not isinstance(recipe.method, LoraMethod)
     return value != default
 
