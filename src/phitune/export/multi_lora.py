@@ -21,7 +21,7 @@ def export_multi_lora(source, extra_sources, precision, out: Path, atol, max_new
     from phitune.export.builder_defect import check_collisions, pad_mlp_state_dict, padded_model
     from phitune.export.genai_build import lora_exclude_nodes, run_builder
     from phitune.export.lora_adapters import adapter_tensors, check_compatible, make_adapter_inputs, write_adapter
-    from phitune.export.onnx_export import Steps, _keep_log, _report
+    from phitune.export.export_report import Steps, build_report, keep_builder_log
     from phitune.export.runtime import BASE, OnnxChatModel
     from phitune.export.source import load_base_and_adapter
     from phitune.export.torch_graph import export_logits_graph, logits_session
@@ -57,7 +57,7 @@ def export_multi_lora(source, extra_sources, precision, out: Path, atol, max_new
         exclude = lora_exclude_nodes(sorted(expected)) if precision != "fp32" else None
         run_builder(work / "base", out / layout.GENAI, precision, work / "hf-cache", work / "builder.log",
                     adapter_dir=work / "adapter", exclude_nodes=exclude)
-        _keep_log(out)
+        keep_builder_log(out)
         lora_inputs = make_adapter_inputs(out / layout.GENAI / "model.onnx", expected)
 
         steps.start("adapters")
@@ -105,7 +105,7 @@ def export_multi_lora(source, extra_sources, precision, out: Path, atol, max_new
         "lora_inputs": len(lora_inputs),
         "note": "no active adapter = the base model; select one per request (serve: model=NAME, generate: --adapter NAME)",
     }}
-    return _report(source, precision, checks, collisions, padded, base.config, steps.timings, max_new_tokens, extra)
+    return build_report(source, precision, checks, collisions, padded, base.config, steps.timings, max_new_tokens, extra)
 
 
 def _adapter_of(src):

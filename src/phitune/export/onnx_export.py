@@ -17,41 +17,14 @@ import json
 import os
 import shutil
 import tempfile
-import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 from phitune.errors import ExportError, Problem
 from phitune.export import layout
+from phitune.export.export_report import Steps, build_report, keep_builder_log, labelled_sections
 
 DEFAULT_ATOL = 1e-4
 DEFAULT_NEW_TOKENS = 16
-
-
-class Steps:
-    """A tqdm bar over the export's steps, and how long each took (for the report)."""
-
-    def __init__(self, names: list[str], progress: bool):
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=len(names), desc="export", unit="step", disable=not progress, leave=False)
-        self.timings: dict[str, float] = {}
-        self._name, self._start = None, 0.0
-
-    def start(self, name: str) -> None:
-        self._finish()
-        self._name, self._start = name, time.perf_counter()
-        self.bar.set_postfix_str(name)
-
-    def close(self) -> None:
-        self._finish()
-        self.bar.close()
-
-    def _finish(self) -> None:
-        if self._name is not None:
-            self.timings[self._name] = round(time.perf_counter() - self._start, 3)
-            self.bar.update(1)
-            self._name = None
 
 
 def export_onnx(run_dir: str | Path, precision: str = "fp32", output: str | Path | None = None, *,
@@ -123,7 +96,7 @@ def _export_single(source, precision, out: Path, atol, max_new_tokens, prompts, 
 
         steps.start("builder")
         run_builder(builder_input, out / layout.GENAI, precision, out / ".work" / "hf-cache", out / ".work" / "builder.log")
-        _keep_log(out)
+        keep_builder_log(out)
 
         steps.start("torch.onnx")
         example = tokenizer.apply_chat_template(layout.chat_messages(prompts[0]), add_generation_prompt=True,
@@ -143,34 +116,7 @@ def _export_single(source, precision, out: Path, atol, max_new_tokens, prompts, 
         del chat_model
     finally:
         steps.close()
-    return _report(source, precision, checks, collisions, padded, model.config, steps.timings, max_new_tokens)
-
-
-def _report(source, precision, checks, collisions, padded, config, timings, max_new_tokens, extra=None) -> dict:
-    from phitune import __version__
-
-    return {
-        "phitune_export_version": 1,
-        "phitune_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "name": source.name,
-        "source": source.as_dict(),
-        "precision": precision,
-        "files": {"genai": f"{layout.GENAI}/", "logits_graph": f"{layout.LOGITS}/model.onnx",
-                  "tokenizer": f"{layout.TOKENIZER}/", "builder_log": f"{layout.GENAI}/builder.log"},
-        "model": {"architecture": (config.architectures or ["?"])[0], "vocab_size": config.vocab_size,
-                  "hidden_size": config.hidden_size, "intermediate_size": config.intermediate_size,
-                  "layers": config.num_hidden_layers},
-        "builder_defect": {
-            "collisions": [c.as_dict() for c in collisions],
-            "action": "widened MLP with zeros" if padded else "none needed",
-            "exported_intermediate_size": padded or config.intermediate_size,
-        },
-        **(extra or {}),
-        "parity": {"max_new_tokens": max_new_tokens, **checks},
-        "passed": all(c.get("passed") or not c.get("enforced") for c in _sections(checks)),
-        "timings_s": timings,
-    }
+    return build_report(source, precision, checks, collisions, padded, model.config, steps.timings, max_new_tokens)
 
 
 def report_failures(report: dict) -> list[str]:
@@ -180,23 +126,6 @@ def report_failures(report: dict) -> list[str]:
     for label, section in labelled_sections(report["parity"]):
         reasons += failures(section, label)
     return reasons
-
-
-def _sections(checks: dict):
-    return [section for _, section in labelled_sections(checks)]
-
-
-def labelled_sections(checks: dict):
-    """(label, check) for every parity check in a report's `parity`, nested ones labelled `outer.inner`."""
-    for key, value in checks.items():
-        if isinstance(value, dict) and "enforced" in value:
-            yield key, value
-        elif isinstance(value, dict):
-            yield from ((f"{key}.{k}", v) for k, v in value.items() if isinstance(v, dict) and "enforced" in v)
-
-
-def _keep_log(out: Path) -> None:
-    shutil.copy(out / ".work" / "builder.log", out / layout.GENAI / "builder.log")
 
 
 def _default_output(path: Path, kind: str, precision: str) -> Path:
