@@ -1,0 +1,115 @@
+"""A tracker that starts on a thread of its own, so training does not wait for it.
+
+Opening an MLflow run costs seconds before anything is logged (importing mlflow, SQLAlchemy and
+pandas, creating the store's tables); the run's first optimizer step does not need any of it.
+`BackgroundTracker` starts the real tracker on a worker thread and passes every call to it in
+order through a queue. On a GPU the main thread mostly waits for kernels, so the worker's time is
+free; on a busy CPU both share the interpreter, and the cost is at worst what it was.
+
+What must not be deferred is not: `run_id` and `describe()` wait for the start; `log_artifact`
+waits until the file is copied (the run folder may be moved right after); `close` waits for every
+queued call. A failure on the worker (an unreachable tracking server, a full disk) is raised in the
+training thread at the next call, as the same exception, so a broken store still stops the run.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from typing import Any, Callable, Mapping
+
+
+class BackgroundTracker:
+    """Wraps `start()` (which returns a `phitune.tracking.Tracker`) run on a worker thread."""
+
+    def __init__(self, start: Callable[[], Any]):
+        self._calls: queue.SimpleQueue = queue.SimpleQueue()
+        self._started = threading.Event()
+        self._tracker: Any = None
+        self._error: BaseException | None = None
+        self._closed = False
+        self._thread = threading.Thread(target=self._work, args=(start,), name="phitune-tracking", daemon=True)
+        self._thread.start()
+
+    # --- the Tracker protocol -------------------------------------------------------------------
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        self._send("log_params", dict(params))  # a copy: the caller may change its dict afterwards
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        self._send("log_metrics", dict(metrics), step)
+
+    def log_artifact(self, path: str | os.PathLike) -> None:
+        self._send("log_artifact", path)
+        self._wait_for_queue()
+
+    def close(self, status: str = "FINISHED") -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._calls.put(("close", (status,), None))
+        self._calls.put(None)
+        self._thread.join()
+        self._raise_failure()
+
+    # --- what needs the started tracker ---------------------------------------------------------
+
+    @property
+    def run_id(self) -> str | None:
+        return getattr(self._started_tracker(), "run_id", None)
+
+    @property
+    def uri(self) -> str | None:
+        return getattr(self._started_tracker(), "uri", None)
+
+    def describe(self) -> str:
+        tracker = self._started_tracker()
+        return tracker.describe() if hasattr(tracker, "describe") else type(tracker).__name__
+
+    # --- the worker -----------------------------------------------------------------------------
+
+    def _work(self, start: Callable[[], Any]) -> None:
+        try:
+            self._tracker = start()
+        except BaseException as exc:  # noqa: BLE001 - handed to the training thread
+            self._error = exc
+        finally:
+            self._started.set()
+        while True:
+            item = self._calls.get()
+            if item is None:
+                return
+            name, args, done = item
+            if name is not None and self._error is None:  # name None: only a marker to wait for
+                try:
+                    getattr(self._tracker, name)(*args)
+                except BaseException as exc:  # noqa: BLE001 - handed to the training thread
+                    self._error = exc
+            if done is not None:
+                done.set()
+
+    def _send(self, name: str, *args: Any) -> None:
+        self._raise_failure()
+        if self._closed:
+            raise RuntimeError(f"{name} after the tracker was closed")
+        self._calls.put((name, args, None))
+
+    def _wait_for_queue(self) -> None:
+        done = threading.Event()
+        self._calls.put((None, (), done))
+        done.wait()
+        self._raise_failure()
+
+    def _started_tracker(self) -> Any:
+        self._started.wait()
+        self._raise_failure()
+        return self._tracker
+
+    def _raise_failure(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            if not self._closed:  # nothing more reaches a tracker that failed: let the worker end
+                self._closed = True
+                self._calls.put(None)
+            raise error
