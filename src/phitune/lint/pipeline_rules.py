@@ -20,7 +20,7 @@ import re
 from typing import Any
 
 from phitune.errors import Problem
-from phitune.lint import kind_of
+from phitune.lint.kinds import kind_of
 from phitune.lint.component_rules import (ANY_REF, PATH_TEMPLATES, SCOPED_REF, command_strings, optional_problems,
                                           path_problems, reference_problems, value_problems)
 from phitune.lint.job_rules import input_path_problems

@@ -86,7 +86,9 @@ def unknown_key(doc: YamlDoc, key: KeyPath, name: str, allowed, where: str) -> P
 def _walk_field(doc: YamlDoc, key: KeyPath, value: Any, field) -> Found:  # noqa: C901 (one dispatch table)
     from marshmallow import fields as mf
 
-    from azure.ai.ml._schema.core import fields as af
+    from phitune.compat import aml_schema_fields
+
+    af = aml_schema_fields()
 
     if value is None or field.dump_only:
         return []
@@ -126,7 +128,9 @@ def _walk_field(doc: YamlDoc, key: KeyPath, value: Any, field) -> Found:  # noqa
 
 
 def _walk_union(doc: YamlDoc, key: KeyPath, value: Any, field) -> Found:
-    from azure.ai.ml._schema.core import fields as af
+    from phitune.compat import aml_schema_fields, aml_union_candidates_for_type
+
+    af = aml_schema_fields()
 
     if is_binding(value):
         return []
@@ -136,7 +140,7 @@ def _walk_union(doc: YamlDoc, key: KeyPath, value: Any, field) -> Found:
         if kind in PREVIEW_NODE_TYPES:
             return []
         if kind is not None and kind in field.allowed_types:
-            candidates = field._type_sensitive_fields_dict[kind]
+            candidates = aml_union_candidates_for_type(field, kind)
         elif kind is not None and not any(not _has_type_enum(c) for c in candidates):
             allowed = field.allowed_types
             return [doc.problem(key + (field.type_field_name,), f"{_shown(kind)} is not one of {', '.join(allowed)}",
@@ -161,7 +165,9 @@ def _walk_union(doc: YamlDoc, key: KeyPath, value: Any, field) -> Found:
 def _type_misfit(doc: YamlDoc, key: KeyPath, value: Any, candidates) -> Found:
     """A mapping whose `type:` no candidate schema accepts: one problem listing every accepted type,
     rather than the complaints of whichever candidate came closest."""
-    from azure.ai.ml._schema.core.fields import StringTransformedEnum
+    from phitune.compat import aml_schema_fields
+
+    StringTransformedEnum = aml_schema_fields().StringTransformedEnum
 
     if not isinstance(value, dict) or not isinstance(value.get("type"), str):
         return []
@@ -187,7 +193,9 @@ def _type_misfit(doc: YamlDoc, key: KeyPath, value: Any, candidates) -> Found:
 def _nested_schema(field):
     from marshmallow import fields as mf
 
-    from azure.ai.ml._schema.core import fields as af
+    from phitune.compat import aml_schema_fields
+
+    af = aml_schema_fields()
 
     if isinstance(field, af.ExperimentalField):
         return _nested_schema(field.experimental_field)
@@ -208,7 +216,9 @@ def _shape_fits(value: Any, field) -> bool:
     """Whether `value`'s YAML shape (mapping, list, scalar) can be what `field` reads."""
     from marshmallow import fields as mf
 
-    from azure.ai.ml._schema.core import fields as af
+    from phitune.compat import aml_schema_fields
+
+    af = aml_schema_fields()
 
     if isinstance(field, af.ExperimentalField):
         return _shape_fits(value, field.experimental_field)

@@ -106,9 +106,9 @@ def _class(dotted: str):
 @lru_cache(maxsize=None)
 def schema_instance(dotted: str):
     """One instance per class: lint reads its fields and never loads with it, so the base path is moot."""
-    from azure.ai.ml.constants._common import BASE_PATH_CONTEXT_KEY
+    from phitune.compat import aml_schema_context
 
-    return _class(dotted)(context={BASE_PATH_CONTEXT_KEY: Path.cwd()})
+    return _class(dotted)(context=aml_schema_context(Path.cwd()))
 
 
 @contextmanager
@@ -116,19 +116,17 @@ def quiet_experimental():
     """Building an experimental schema (here, or lazily for a nested field) makes azure-ai-ml walk the
     whole call stack with `inspect.stack()` (about 0.2 s per schema, most of lint's time) to decide
     whether to log "This is an experimental class". Lint builds schemas, never user objects: skip both."""
-    from azure.ai.ml._utils import _experimental
+    from phitune.compat import aml_experimental_warnings_skipped
 
-    original = _experimental._should_skip_warning
-    _experimental._should_skip_warning = lambda: True
-    try:
+    with aml_experimental_warnings_skipped():
         yield
-    finally:
-        _experimental._should_skip_warning = original
 
 
 def enum_values(schema, key: str) -> list[str] | None:
     """The values a schema's enum field (by YAML key) accepts, or None when it is not an enum."""
-    from azure.ai.ml._schema.core.fields import StringTransformedEnum
+    from phitune.compat import aml_schema_fields
+
+    StringTransformedEnum = aml_schema_fields().StringTransformedEnum
 
     for name, field in schema.fields.items():
         if (field.data_key or name) == key and isinstance(field, StringTransformedEnum):
@@ -137,7 +135,9 @@ def enum_values(schema, key: str) -> list[str] | None:
 
 
 def accepts(schema, key: str, value) -> bool:
-    from azure.ai.ml._schema.core.fields import StringTransformedEnum
+    from phitune.compat import aml_schema_fields
+
+    StringTransformedEnum = aml_schema_fields().StringTransformedEnum
 
     for name, field in schema.fields.items():
         if (field.data_key or name) == key and isinstance(field, StringTransformedEnum):
