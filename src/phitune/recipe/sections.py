@@ -37,7 +37,8 @@ class ModelSpec(Section):
 class DataSpec(Section):
     """`data:` — training and held-out files. Relative paths are resolved against the recipe's folder."""
 
-    train: str = Field(..., min_length=1, description="Training file (JSONL).")
+    train: str = Field(..., min_length=1, description="Training file: JSON Lines (.jsonl, .json, .ndjson; any other "
+                       "suffix is read as JSON Lines), CSV, TSV or Parquet; on Azure targets also an azureml: URI.")
     validation: str | None = Field(None, description="Held-out file. Exclusive with validation_split.")
     validation_split: float | None = Field(
         None, gt=0.0, lt=0.5, description="Fraction of train held out (seeded). Exclusive with validation."
