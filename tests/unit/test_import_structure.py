@@ -28,7 +28,7 @@ class Module:
     tree: ast.Module
     imports: set[str] = field(default_factory=set)  # phitune modules imported, at any level
     external: set[str] = field(default_factory=set)  # top-level names of other packages imported
-    private: list[str] = field(default_factory=list)  # "line N: imports _x from phitune.y"
+    private: list[tuple[int, str]] = field(default_factory=list)  # (line, "FILE:LINE imports _x from phitune.y")
 
     @property
     def folder(self) -> str:
@@ -101,7 +101,7 @@ class _Imports:
                     if full in self.modules:
                         bound[alias.asname or alias.name] = full
                     if _is_private(alias.name):
-                        module.private.append(f"{module.where(node)} imports {alias.name} from {target}")
+                        module.private.append((node.lineno, f"{module.where(node)} imports {alias.name} from {target}"))
         return bound
 
     def private_attributes(self, module: Module, bound: dict[str, str]) -> None:
@@ -121,7 +121,7 @@ class _Imports:
                     current = f"{current}.{attr}"
                     continue
                 if _is_private(attr) and current != module.name:
-                    module.private.append(f"{module.where(node)} reads {attr} of {current}")
+                    module.private.append((node.lineno, f"{module.where(node)} reads {attr} of {current}"))
                 break
 
 
@@ -205,7 +205,7 @@ def test_evaluation_imports_nothing_from_training():
 
 
 def test_no_private_name_is_used_across_modules():
-    uses = [f"  {use}" for module in MODULES.values() for use in module.private]
+    uses = [f"  {use}" for module in MODULES.values() for _, use in sorted(module.private)]
     assert not uses, ("private names used outside their module (make them public where they are shared, "
                       "or move them to a module both sides import):\n" + "\n".join(uses))
 
