@@ -48,15 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    _redact_output()
+    from phitune.process import configure_process
+
+    # Before anything is printed (argparse's messages echo what was typed) or any library is imported.
+    configure_process(verbose=_asks_for_verbose(sys.argv[1:] if argv is None else argv), redact_output=True)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
-    from phitune.commands.quiet import quiet_libraries
-
-    quiet_libraries(getattr(args, "verbose", False))  # before any command imports a library (cheap)
     from phitune.model_card import record_command
 
     record_command(sys.argv[1:] if argv is None else argv)  # model cards say how the model was made
@@ -73,16 +73,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
-def _redact_output() -> None:
-    """Every line printed or logged by this process goes through phitune.redact (SAS signatures,
-    tokens and keys never reach a terminal or a log file). Idempotent."""
-    from phitune.redact import RedactingStream, install_log_redaction
-
-    install_log_redaction()
-    if not isinstance(sys.stdout, RedactingStream):
-        sys.stdout = RedactingStream(sys.stdout)
-    if not isinstance(sys.stderr, RedactingStream):
-        sys.stderr = RedactingStream(sys.stderr)
+def _asks_for_verbose(argv) -> bool:
+    """`--verbose` / `-v` (the commands that take it: train, eval) is known before the arguments are
+    parsed, so the process is configured once, before argparse prints anything."""
+    return any(arg in ("--verbose", "-v") for arg in argv)
 
 
 if __name__ == "__main__":

@@ -105,12 +105,12 @@ def test_train_help_names_every_method_the_recipe_accepts():
 
 
 def test_quiet_setup_names_the_cpu_accelerator_without_importing_torch(monkeypatch):
-    from phitune.commands import quiet
+    from phitune import process
 
     monkeypatch.delenv("DS_ACCELERATOR", raising=False)
-    monkeypatch.setattr(quiet, "gpu_visible", lambda: False)
-    monkeypatch.setitem(quiet._state, "quiet", None)
-    quiet.quiet_libraries()
+    monkeypatch.setattr(process, "gpu_visible", lambda: False)
+    monkeypatch.setitem(process._state, "quiet", None)
+    process.quiet_libraries()
     import os
 
     assert os.environ["DS_ACCELERATOR"] == "cpu" and os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"

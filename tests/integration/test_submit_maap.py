@@ -105,7 +105,7 @@ def _comparable(body: dict) -> dict:
 
 def test_maap_dry_run_of_a_builtin_model_recipe_sends_nothing_and_says_what_it_would(tmp_path, capsys):
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        dry = phitune.submit(load_recipe(RECIPE), target=TARGET, dry_run=True, output_dir=tmp_path)
+        dry = phitune.submit(load_recipe(RECIPE), target=TARGET, dry_run=True, output_dir=tmp_path, progress=print)
         assert len(mock.calls) == 0
     out = capsys.readouterr().out
     assert "dry run: nothing sent" in out and "2 node(s) x 4 process(es)" in out

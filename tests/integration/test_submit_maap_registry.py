@@ -116,7 +116,7 @@ def _registry(tags: dict | None = None, components: dict | None = None) -> FakeR
 def _submit(az, tmp_path, *overrides):
     recipe = load_recipe(RECIPE, overrides=list(overrides))
     with az:
-        return phitune.submit(recipe, ml_client=ml_client(), output_dir=tmp_path / "out")
+        return phitune.submit(recipe, ml_client=ml_client(), output_dir=tmp_path / "out", progress=print)
 
 
 def test_submit_reads_the_registry_then_sends_the_job_with_versions_pinned_and_model_defaults_beneath(tmp_path, capsys):

@@ -121,7 +121,7 @@ TEXTGEN = EXAMPLES / "recipes" / "text-generation.yaml"
 
 def test_maas_takes_a_llama_registry_uri_and_warns_about_a_model_outside_the_list(tmp_path, capsys):
     listed = _recipe("target.type=maas", f"target.model={LLAMA}")
-    phitune.submit(listed, dry_run=True, output_dir=tmp_path / "listed")
+    phitune.submit(listed, dry_run=True, output_dir=tmp_path / "listed", progress=print)
     out = capsys.readouterr().out
     assert "warning:" not in out and "resolved to a version at submit" in out
     request = json.loads((tmp_path / "listed" / "request.json").read_text())
@@ -129,7 +129,7 @@ def test_maas_takes_a_llama_registry_uri_and_warns_about_a_model_outside_the_lis
 
     unlisted = "azureml://registries/azureml-meta/models/Llama-3.2-1B-Instruct/versions/2"
     handle = phitune.submit(_recipe("target.type=maas", f"target.model={unlisted}"), dry_run=True,
-                            output_dir=tmp_path / "unlisted")
+                            output_dir=tmp_path / "unlisted", progress=print)
     assert "warning: Llama-3.2-1B-Instruct (registry azureml-meta) is not in phitune's list" in capsys.readouterr().out
     assert handle.request["body"]["properties"]["fineTuningDetails"]["model"]["uri"] == unlisted
 
@@ -138,7 +138,7 @@ def test_maas_sends_properties_tags_and_decimal_hyperparameters_like_the_samples
     recipe = _recipe("target.type=maas", "target.model=Phi-4-mini-instruct", "train.lr=0.00002",
                      "target.properties={my_property: my_value}", "target.tags={foo_tag: bar}")
     with FakeRegistryAzure(models={"azureml/Phi-4-mini-instruct": {"version": 3}}) as az:
-        phitune.submit(recipe, ml_client=ml_client(), output_dir=tmp_path / "out")
+        phitune.submit(recipe, ml_client=ml_client(), output_dir=tmp_path / "out", progress=print)
     props = az.job_bodies()[0]["properties"]
     assert props["properties"]["my_property"] == "my_value" and props["tags"]["foo_tag"] == "bar"
     assert props["fineTuningDetails"]["hyperParameters"]["learning_rate"] == "0.00002"

@@ -21,9 +21,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from phitune.commands.quiet import quiet_libraries
-
-    quiet_libraries(False)
     from phitune.compare import compare_methods
     from phitune.errors import Problem, RecipeError
     from phitune.recipe.load import load_recipe

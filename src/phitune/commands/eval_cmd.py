@@ -23,9 +23,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from phitune.commands.quiet import quiet_libraries
-
-    quiet_libraries(args.verbose)
     from phitune.errors import Problem, RecipeError
 
     for flag in ("limit", "max_new_tokens"):

@@ -21,9 +21,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from phitune.commands.quiet import quiet_libraries
-
-    quiet_libraries()
     from phitune.errors import ExportError, Problem
 
     if not args.onnx:

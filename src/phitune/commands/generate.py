@@ -24,9 +24,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from phitune.commands.quiet import quiet_libraries
-
-    quiet_libraries()
     from phitune.errors import Problem, RecipeError
 
     if args.max_new_tokens < 1:

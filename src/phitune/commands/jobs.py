@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from phitune.recipe.target import REMOTE_TARGET_TYPES
+
 
 def add_workspace_options(p) -> None:
     g = p.add_argument_group("workspace (default: config.json, then AZURE_SUBSCRIPTION_ID / "
@@ -40,7 +42,7 @@ def register(sub) -> None:
         p = sub.add_parser(name, help=help_text)
         p.add_argument("job_id", metavar="JOB_ID", help="the job printed by `phitune submit`: an Azure ML job name, a "
                                                          "KAITO Workspace name (--target kaito) or a local folder")
-        p.add_argument("--target", choices=("maap", "maas", "kaito"), default=None,
+        p.add_argument("--target", choices=REMOTE_TARGET_TYPES, default=None,
                        help="where the job runs (default: Azure ML, maap or maas)")
         if name == "download":
             p.add_argument("--output", default=None, metavar="DIR", help="where to download (default ./JOB_ID)")

@@ -27,9 +27,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from phitune.commands.quiet import quiet_libraries
-
-    quiet_libraries()
     import sys
 
     from phitune.errors import ExportError, Problem

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from phitune.commands.common import add_set_option
-
-TARGETS = ("local", "local-pipeline", "maap", "maas", "kaito")
+from phitune.recipe.target import AZURE_TARGET_TYPES, LOCAL_TARGET_TYPES, TARGET_TYPES
 
 
 def register(sub) -> None:
@@ -16,7 +15,7 @@ def register(sub) -> None:
                     "REST body) to the output folder; for kaito it writes kaito.yaml (ConfigMap + Workspace, ready for "
                     "`kubectl apply -f`); for local-pipeline it prints each step's command line.")
     p.add_argument("recipe", help="recipe YAML (or resolved JSON)")
-    p.add_argument("--target", choices=TARGETS, default=None, help="where to run (default: the recipe's target.type)")
+    p.add_argument("--target", choices=TARGET_TYPES, default=None, help="where to run (default: the recipe's target.type)")
     p.add_argument("--dry-run", action="store_true", help="send nothing: write the job YAML and REST body (maap, maas), kaito.yaml (kaito) or print the "
                         "step commands (local-pipeline)")
     p.add_argument("--output", default=None, metavar="DIR",
@@ -28,14 +27,16 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from phitune.recipe.load import load_recipe
-    from phitune.targets.submit import submit, with_target
+    from phitune.targets.submit import run_target, with_target
 
     recipe_overrides = [o for o in args.overrides if not o.strip().startswith("target.")]
     target_overrides = [o for o in args.overrides if o.strip().startswith("target.")]
     recipe = load_recipe(args.recipe, overrides=recipe_overrides)
     recipe = with_target(recipe, args.target, target_overrides)
-    handle = submit(recipe, dry_run=args.dry_run, output_dir=args.output)
-    status = handle.status() if args.dry_run or recipe.target.type.startswith("local") else "submitted"
+    # The target's summary, notes and step commands are printed as they happen (before a job is sent,
+    # before each local step runs), then what was submitted and what to do next.
+    handle = run_target(recipe, dry_run=args.dry_run, output_dir=args.output, progress=_print_now).handle
+    status = handle.status() if args.dry_run or recipe.target.type in LOCAL_TARGET_TYPES else "submitted"
     print(f"{status}: {handle.id}")
     if recipe.target.type == "local" and getattr(handle, "run_dir", None) is not None:
         from phitune.commands.train_cmd import run_dir_summary
@@ -49,10 +50,14 @@ def run(args) -> int:
             final = handle.wait()
             print(f"{final}: {handle.id}")
             return 0 if final == "Completed" else 1
-    if recipe.target.type in ("maap", "maas") and not args.dry_run:
+    if recipe.target.type in AZURE_TARGET_TYPES and not args.dry_run:
         print(f"  next: phitune status {handle.id} | phitune logs {handle.id} | phitune download {handle.id}")
         if args.wait:
             final = handle.wait()
             print(f"{final}: {handle.id}")
             return 0 if final == "Completed" else 1
     return 0
+
+
+def _print_now(message: str) -> None:
+    print(message, flush=True)

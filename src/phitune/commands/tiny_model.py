@@ -16,9 +16,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from phitune.commands.quiet import quiet_libraries
-
-    quiet_libraries()
     from phitune.errors import ModelError, Problem
     from phitune.models.tiny import TinySpec, build_tiny_model
 

@@ -17,6 +17,9 @@ from phitune.recipe.base import Conflict
 # Where a data file or model can live other than on this machine: never checked as local paths.
 REMOTE_PREFIXES = ("azureml:", "https://", "http://", "abfss://", "wasbs://", "hf://")
 URI_PREFIXES = (*REMOTE_PREFIXES, "builtin:")
+# The remote locations an Azure ML job input can take as its `path`: Azure ML has no input type that
+# reads `hf://`, so a pipeline job treats every other value (hf:// included) as a local path to upload.
+AZURE_ML_INPUT_PREFIXES = tuple(prefix for prefix in REMOTE_PREFIXES if prefix != "hf://")
 
 
 def is_uri(value: str) -> bool:

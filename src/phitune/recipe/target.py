@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal, Union, get_args
 
 from pydantic import Field, model_validator
 
@@ -133,4 +133,13 @@ class KaitoTarget(Section):
 TargetSpec = Annotated[
     Union[LocalTarget, LocalPipelineTarget, MaapTarget, MaasTarget, KaitoTarget], Field(discriminator="type")
 ]
-TARGET_TYPES = ("local", "local-pipeline", "maap", "maas", "kaito")
+def _type_of(section: type[Section]) -> str:
+    return get_args(section.model_fields["type"].annotation)[0]
+
+
+# Every target name comes from the union's discriminator values (`phitune submit --target`, the runners).
+TARGET_SECTIONS: tuple[type[Section], ...] = get_args(get_args(TargetSpec)[0])
+TARGET_TYPES = tuple(_type_of(section) for section in TARGET_SECTIONS)
+LOCAL_TARGET_TYPES = (_type_of(LocalTarget), _type_of(LocalPipelineTarget))  # run here, finished when submit returns
+AZURE_TARGET_TYPES = tuple(_type_of(s) for s in TARGET_SECTIONS if issubclass(s, _AzureTarget))  # Azure ML jobs
+REMOTE_TARGET_TYPES = tuple(t for t in TARGET_TYPES if t not in LOCAL_TARGET_TYPES)  # a job id to follow

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from phitune.errors import Problem, SubmitError
-from phitune.redact import install_log_redaction, redact  # noqa: F401  (install_log_redaction re-exported)
+from phitune.redact import redact
 
 # Azure error codes -> what to do about them.
 _FIXES = {

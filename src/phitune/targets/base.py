@@ -7,15 +7,18 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from phitune.errors import Problem
+from phitune.recipe.target import TARGET_TYPES
 
-# name -> "module:Class"; a module is imported only when its target is used.
-TARGETS: dict[str, str] = {
-    "local": "phitune.targets.local:LocalRunner",
-    "local-pipeline": "phitune.targets.local_pipeline:LocalPipelineRunner",
-    "maap": "phitune.targets.maap:MaapRunner",
-    "maas": "phitune.targets.maas:MaasRunner",
-    "kaito": "phitune.targets.kaito:KaitoRunner",
-}
+
+def runner_path(target_type: str) -> str:
+    """"module:Class" of a target's runner, by the naming rule every target follows:
+    `local-pipeline` -> phitune.targets.local_pipeline:LocalPipelineRunner."""
+    words = target_type.split("-")
+    return f"phitune.targets.{'_'.join(words)}:{''.join(w.capitalize() for w in words)}Runner"
+
+
+# name -> "module:Class" for every type of the recipe's target union; a module is imported only when its target is used.
+TARGETS: dict[str, str] = {name: runner_path(name) for name in TARGET_TYPES}
 TERMINAL_STATUSES = frozenset({"Completed", "Failed", "Canceled", "NotResponding", "DryRun"})
 
 
@@ -37,13 +40,29 @@ class RunHandle(Protocol):
 
 
 class Target(Protocol):
-    """Runs a recipe somewhere. `check` reports what this target cannot do before anything runs."""
+    """Runs a recipe somewhere. `check` reports what this target cannot do before anything runs;
+    `submit` returns a phitune.targets.report.Submission (the RunHandle and what it reported) and
+    prints nothing: `progress` hears each message as it happens."""
 
     name: str
 
     def check(self, recipe) -> list[Problem]: ...
 
-    def submit(self, recipe, dry_run: bool = False) -> RunHandle: ...
+    def submit(self, recipe, dry_run: bool = False, progress=None): ...
+
+
+class Runner:
+    """What every target's runner holds: its `target:` spec (whose `type` is the runner's name), the
+    output folder (None: runs/<recipe>-<target>-<time>/) and an MLClient to use instead of building one."""
+
+    def __init__(self, spec, output_dir: Path | None = None, ml_client=None):
+        self.spec = spec
+        self.output_dir = output_dir
+        self.ml_client = ml_client
+
+    @property
+    def name(self) -> str:
+        return self.spec.type
 
 
 def target_class(name: str) -> type:

@@ -101,13 +101,17 @@ def _literal_values(annotation: Any) -> tuple:
     return ()
 
 
-def main() -> None:  # pragma: no cover - a helper for whoever edits components/finetune.yml
+def finetune_yml_fragments() -> str:
+    """The `inputs:` block and the `--set` fragments of components/finetune.yml, for whoever edits it
+    (`python -m phitune.targets.component_inputs`)."""
     import yaml
 
     inputs = {o.input: azure_input_spec(o) for o in FINETUNE_OVERRIDES}
-    print(yaml.safe_dump({"inputs": inputs}, sort_keys=False, width=120))
-    print("\n".join(set_fragment(o) for o in FINETUNE_OVERRIDES))
+    return (yaml.safe_dump({"inputs": inputs}, sort_keys=False, width=120) + "\n"
+            + "\n".join(set_fragment(o) for o in FINETUNE_OVERRIDES) + "\n")
 
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    import sys
+
+    sys.stdout.write(finetune_yml_fragments())

@@ -28,11 +28,13 @@ def deploy_serverless(ml_client, job_name: str, endpoint_name: str):
     """Create (or update) serverless endpoint `endpoint_name` for the job's registered model."""
     from azure.ai.ml.entities import ServerlessEndpoint
 
+    from phitune.compat import aml_workspace_id
+
     model = registered_model(ml_client, job_name)
     with azure_call(f"reading workspace {ml_client.workspace_name}"):
         workspace = ml_client.workspaces.get(ml_client.workspace_name)
     # Fine-tuned models are addressed by region and workspace id, not by ARM id.
-    model_id = (f"azureml://locations/{workspace.location}/workspaces/{workspace._workspace_id}"
+    model_id = (f"azureml://locations/{workspace.location}/workspaces/{aml_workspace_id(workspace)}"
                 f"/models/{model.name}/versions/{model.version}")
     endpoint = ServerlessEndpoint(name=endpoint_name, model_id=model_id)
     with azure_call(f"creating serverless endpoint {endpoint_name}"):

@@ -28,10 +28,10 @@ def workspace_path(workspace) -> str:
 
 def upload_uri(path: str | Path) -> str:
     """The datastore URI azure-ai-ml gives a local file or folder it uploads (content-addressed)."""
-    from azure.ai.ml._utils._asset_utils import get_ignore_file, get_object_hash
+    from phitune.compat import aml_upload_hash
 
     path = Path(path)
-    digest = get_object_hash(path, get_ignore_file(path))
+    digest = aml_upload_hash(path)
     suffix = "/" if path.is_dir() else ""
     return f"azureml://datastores/{DATASTORE}/paths/LocalUpload/{digest}/{path.name}{suffix}"
 
@@ -39,30 +39,32 @@ def upload_uri(path: str | Path) -> str:
 def pipeline_request(job, workspace) -> dict:
     """The PUT .../jobs/<name> request for a loaded (not yet resolved) PipelineJob. Mutates `job`
     (azure-ai-ml entities do not deep-copy): pass one loaded for this purpose."""
-    job.name = job.name or _job_name()
-    for name, value in list(job.inputs.items()):
-        _replace_local_input(job.inputs, name, value)
+    from phitune.compat import aml_component_source, aml_set_node_component
+
+    job.name = job.name or dry_run_job_name()
+    for value in job.inputs.values():
+        replace_local_input(value)
     ws = workspace_path(workspace)
     if job.settings and job.settings.default_compute:
-        job.settings.default_compute = f"{ws}/computes/{_short(job.settings.default_compute)}"
+        job.settings.default_compute = compute_id(ws, job.settings.default_compute)
     for node in job.jobs.values():
-        source = getattr(node.component, "_source_path", None) or getattr(node.component, "name", "component")
-        node._component = COMPONENT_PLACEHOLDER.format(path=source)
-        for name, value in list(node.inputs.items()):
-            _replace_local_input(node.inputs, name, value)
+        source = aml_component_source(node.component) or getattr(node.component, "name", "component")
+        aml_set_node_component(node, COMPONENT_PLACEHOLDER.format(path=source))
+        for value in node.inputs.values():
+            replace_local_input(value)
         if node.compute:
-            node.compute = f"{ws}/computes/{_short(node.compute)}"
-    return _request(job, ws)
+            node.compute = compute_id(ws, node.compute)
+    return request_for(job, ws)
 
 
 def finetuning_request(job, workspace) -> dict:
     """The PUT .../jobs/<name> request for a serverless fine-tuning job. Mutates `job`."""
-    job.name = job.name or _job_name()
+    job.name = job.name or dry_run_job_name()
     for attr in ("training_data", "validation_data"):
         data = getattr(job, attr, None)
         if data is not None and _is_local(data.path):
             data.path = upload_uri(data.path)
-    return _request(job, workspace_path(workspace))
+    return request_for(job, workspace_path(workspace))
 
 
 def write_request(folder: Path, request: dict) -> Path:
@@ -74,39 +76,37 @@ def write_request(folder: Path, request: dict) -> Path:
     return path
 
 
-def _request(job, ws: str) -> dict:
-    from azure.ai.ml.entities._job.to_rest_functions import to_rest_job_object
+def request_for(job, ws: str) -> dict:
+    """The PUT request for an offline-resolved `job` in workspace `ws` (an ARM id), without null fields."""
+    from phitune.compat import aml_rest_job_body
 
-    rest = to_rest_job_object(job)
-    body = _serialize(rest)
+    body = aml_rest_job_body(job)
     _strip_none(body)
     return {"method": "PUT", "url": f"{ARM}{ws}/jobs/{job.name}", "body": body}
 
 
-def _serialize(rest) -> dict:
-    if hasattr(rest, "serialize"):  # msrest models
-        return rest.serialize()
-    from azure.ai.ml._restclient.arm_ml_service._utils.model_base import SdkJSONEncoder
+def replace_local_input(value: Any) -> None:
+    """A job or node input pointing at a local path now points at the datastore URI it uploads to."""
+    from phitune.compat import aml_input_data
 
-    return json.loads(json.dumps(rest, cls=SdkJSONEncoder, exclude_readonly=True))
-
-
-def _replace_local_input(inputs, name: str, value: Any) -> None:
-    data = getattr(value, "_data", value)
+    data = aml_input_data(value)
     path = getattr(data, "path", None)
     if isinstance(path, str) and _is_local(path):
         data.path = upload_uri(path)
 
 
 def _is_local(path: str | None) -> bool:
-    return bool(path) and not str(path).startswith(("azureml:", "http://", "https://", "abfss://", "wasbs://", "${{"))
+    from phitune.recipe.paths import AZURE_ML_INPUT_PREFIXES
+
+    return bool(path) and not str(path).startswith((*AZURE_ML_INPUT_PREFIXES, "${{"))
 
 
-def _short(compute) -> str:
-    return str(compute).removeprefix("azureml:").rsplit("/", 1)[-1]
+def compute_id(ws: str, compute) -> str:
+    """The ARM id of a compute named `compute` (`azureml:gpu`, `gpu` or an id) in workspace `ws`."""
+    return f"{ws}/computes/{str(compute).removeprefix('azureml:').rsplit('/', 1)[-1]}"
 
 
-def _job_name() -> str:
+def dry_run_job_name() -> str:
     # azure-ai-ml names jobs <adjective>_<noun>_<random>; the service accepts any unique name.
     return f"phitune_dryrun_{secrets.token_hex(5)}"
 

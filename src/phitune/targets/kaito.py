@@ -17,18 +17,14 @@ from phitune.errors import Problem, SubmitError
 from phitune.recipe.method import PHI3_LORA_TARGETS
 from phitune.targets import kaito_config, kaito_manifest, kaito_presets, kaito_schema
 from phitune.targets.assets import default_output_dir
+from phitune.targets.base import Runner
 from phitune.targets.handles import DryRunHandle, wait_for_terminal_status
+from phitune.targets.report import Progress, Submission, SubmitLog
 
 MANIFEST_FILE = "kaito.yaml"
 
 
-class KaitoRunner:
-    name = "kaito"
-
-    def __init__(self, spec, output_dir: Path | None = None, ml_client=None):
-        self.spec = spec
-        self.output_dir = output_dir
-
+class KaitoRunner(Runner):
     def check(self, recipe) -> list[Problem]:
         problems = kaito_config.recipe_problems(recipe, self.spec)
         preset, preset_problems = kaito_presets.resolve_preset(recipe.model.name)
@@ -57,7 +53,8 @@ class KaitoRunner:
                                               kaito_manifest.dump_yaml(config), recipe.content_hash())
         return config_map, kaito_manifest.workspace(recipe, self.spec, name, namespace, preset.name)
 
-    def submit(self, recipe, dry_run: bool = False):
+    def submit(self, recipe, dry_run: bool = False, progress: Progress | None = None) -> Submission:
+        log = SubmitLog(progress)
         out = Path(self.output_dir or default_output_dir(recipe.name, self.name)).resolve()
         cluster = None
         if not dry_run:
@@ -71,15 +68,16 @@ class KaitoRunner:
         out.mkdir(parents=True, exist_ok=True)
         manifest = out / MANIFEST_FILE
         manifest.write_text(kaito_manifest.dump_manifests(config_map, workspace))
+        log.wrote(manifest)
         name = workspace["metadata"]["name"]
-        print(f"KAITO Workspace {name} (preset {workspace['tuning']['preset']['name']}, method "
-              f"{workspace['tuning']['method']}): {manifest}", flush=True)
+        log.say(f"KAITO Workspace {name} (preset {workspace['tuning']['preset']['name']}, method "
+                f"{workspace['tuning']['method']}): {manifest}")
         if dry_run:
-            return KaitoDryRunHandle(out, {"manifest": str(manifest)}, manifest)
+            return log.done(KaitoDryRunHandle(out, {"manifest": str(manifest)}, manifest))
         from phitune.targets.kaito_client import apply
 
         apply(cluster, config_map, workspace)
-        return KaitoJobHandle(cluster, name)
+        return log.done(KaitoJobHandle(cluster, name))
 
 
 @dataclass

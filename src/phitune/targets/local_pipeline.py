@@ -3,15 +3,14 @@
 Each step runs the exact command line of its component YAML, with `${{inputs.x}}` / `${{outputs.y}}`
 replaced by local paths, in a shell, in its own working folder (OUT/steps/<step>/), importing phitune
 from the component's `code:` folder (as Azure runs it from the code snapshot), with this interpreter's
-`python` first on PATH. Tracking goes where the user's own runs go. At the end it prints the
-evaluation metrics and where each output is. A step with a PyTorch distribution
+`python` first on PATH. Tracking goes where the user's own runs go. Each step's command is reported
+before it runs; at the end, the evaluation metrics and where each output is. A step with a PyTorch distribution
 gets the variables Azure sets for it (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT).
 """
 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -20,20 +19,16 @@ import yaml
 
 from phitune.errors import Problem, SubmitError
 from phitune.targets.assets import default_output_dir, pipeline_path
+from phitune.targets.base import Runner
 from phitune.targets.handles import DryRunHandle, LocalRunHandle
 from phitune.targets.pipeline_plan import FINETUNE, build_pipeline_document, model_kind
 from phitune.targets.pipeline_yaml import PARENT_REF, Node, Pipeline, load_pipeline, render_command
+from phitune.targets.report import Progress, Submission, SubmitLog
 
 LOG_TAIL_LINES = 30
 
 
-class LocalPipelineRunner:
-    name = "local-pipeline"
-
-    def __init__(self, spec, output_dir: Path | None = None, ml_client=None):
-        self.spec = spec
-        self.output_dir = output_dir
-
+class LocalPipelineRunner(Runner):
     def check(self, recipe) -> list[Problem]:
         problems = []
         if model_kind(recipe.model.name) == "azureml":
@@ -44,9 +39,11 @@ class LocalPipelineRunner:
                 problems.append(Problem(field, f"{value} is not a local file", "local-pipeline needs local data files"))
         return problems
 
-    def submit(self, recipe, dry_run: bool = False):
+    def submit(self, recipe, dry_run: bool = False, progress: Progress | None = None) -> Submission:
+        """`progress` hears each note and step command as it happens (a run takes minutes)."""
         from phitune.recipe.load import write_resolved
 
+        log = SubmitLog(progress)
         out = Path(self.output_dir or default_output_dir(recipe.name, self.name)).resolve()
         _refuse_a_finished_pipeline(out)
         out.mkdir(parents=True, exist_ok=True)
@@ -54,26 +51,29 @@ class LocalPipelineRunner:
         doc = build_pipeline_document(recipe, resolved, pipeline_path(self.spec.pipeline), self.spec, out)
         job_file = out / "job.yml"
         job_file.write_text(yaml.safe_dump(doc.data, sort_keys=False, width=120))
+        log.wrote(resolved)
+        log.wrote(job_file)
         pipeline = load_pipeline(job_file, doc.data)
         steps = plan_steps(pipeline, out)
         for note in doc.notes:
-            print(f"note: {note}")
+            log.note(note)
+            log.say(f"note: {note}")
         if dry_run:
             from phitune.targets.dry_run import write_request
 
             request = {"steps": [{"name": s.node.name, "cwd": str(s.log.parent), "pythonpath": str(s.node.component.code_dir),
                                   "command": s.command} for s in steps]}
-            write_request(out, request)
+            log.wrote(write_request(out, request))
             for step in steps:
-                print(f"[{step.node.name}] cd {step.log.parent} && PYTHONPATH={step.node.component.code_dir} {step.command}")
-            return DryRunHandle(out, request)
-        _write_step_order(out, steps)
+                log.say(f"[{step.node.name}] cd {step.log.parent} && PYTHONPATH={step.node.component.code_dir} {step.command}")
+            return log.done(DryRunHandle(out, request))
+        log.wrote(_write_step_order(out, steps))
         for i, step in enumerate(steps, 1):
-            print(f"[{i}/{len(steps)}] {step.node.name}: {step.command}", flush=True)
+            log.say(f"[{i}/{len(steps)}] {step.node.name}: {step.command}")
             run_step(step)
         run_dir = _finetune_run_dir(pipeline, steps)
-        print(outcome(steps, run_dir))
-        return LocalRunHandle(out, "Completed", run_dir)
+        log.say(outcome(steps, run_dir))
+        return log.done(LocalRunHandle(out, "Completed", run_dir))
 
 
 class Step:
@@ -110,7 +110,9 @@ def run_step(step: Step) -> None:
     count = step.node.process_count
     procs = []
     with open(step.log, "w", encoding="utf-8") as log:
-        port = _free_port()
+        from phitune.distributed.world import free_port
+
+        port = free_port()
         for rank in range(count):
             rank_env = dict(env)
             if step.node.component.data.get("distribution") or step.node.data.get("distribution"):
@@ -189,13 +191,7 @@ def _finetune_run_dir(pipeline: Pipeline, steps: list[Step]) -> Path | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _write_step_order(out: Path, steps: list[Step]) -> None:
+def _write_step_order(out: Path, steps: list[Step]) -> Path:
     """steps.json: the steps in run order, so `phitune logs OUT` prints them in that order."""
     import json
 
@@ -204,6 +200,7 @@ def _write_step_order(out: Path, steps: list[Step]) -> None:
     body = {"steps": [{"name": s.node.name, "log": str(s.log), "outputs": {k: str(v) for k, v in s.outputs.items()}}
                       for s in steps]}
     (out / STEP_ORDER).write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
+    return out / STEP_ORDER
 
 
 def outcome(steps: list[Step], run_dir: Path | None) -> str:

@@ -9,32 +9,18 @@ folder, registers the code snapshot and environments, then PUTs the job.
 
 from __future__ import annotations
 
-import re
-import secrets
 from pathlib import Path
 
-import yaml
-
-from phitune.errors import Problem, SubmitError
+from phitune.errors import Problem
 from phitune.targets.assets import default_output_dir, pipeline_path
+from phitune.targets.base import Runner
 from phitune.targets.handles import AzureJobHandle, DryRunHandle
+from phitune.targets.pipeline_job import job_name, job_yaml_text, load_pipeline_job, restore_secret_inputs
 from phitune.targets.pipeline_plan import FINETUNE, build_pipeline_document
+from phitune.targets.report import Progress, Submission, SubmitLog
 
 
-def job_name(recipe_name: str) -> str:
-    """A unique Azure job name that still says which recipe it ran."""
-    stem = re.sub(r"[^A-Za-z0-9_-]", "-", recipe_name)[:40]
-    return f"phitune-{stem}-{secrets.token_hex(4)}"
-
-
-class MaapRunner:
-    name = "maap"
-
-    def __init__(self, spec, output_dir: Path | None = None, ml_client=None):
-        self.spec = spec
-        self.output_dir = output_dir
-        self.ml_client = ml_client
-
+class MaapRunner(Runner):
     def _registry(self, out: Path | None = None):
         """The runner of `target.trainer: azureml` (Azure ML's registry pipeline component)."""
         from phitune.targets.registry_pipeline import RegistryPipelineRunner
@@ -61,74 +47,40 @@ class MaapRunner:
         if self.spec.properties:
             doc.data["properties"] = dict(self.spec.properties)
         job_file = out / "job.yml"
-        job_file.write_text(_job_yaml_text(doc.data))
+        job_file.write_text(job_yaml_text(doc.data))
         job = load_pipeline_job(job_file)
-        _restore_secret_inputs(job, doc.data)
+        restore_secret_inputs(job, doc.data)
         return job, job_file, doc
 
-    def submit(self, recipe, dry_run: bool = False):
+    def submit(self, recipe, dry_run: bool = False, progress: Progress | None = None) -> Submission:
         from phitune.targets.dry_run import pipeline_request, write_request
         from phitune.targets.workspace import find_workspace, make_ml_client
 
         out = Path(self.output_dir or default_output_dir(recipe.name, self.name)).resolve()
         if self.spec.trainer == "azureml":
-            return self._registry(out).submit(recipe, dry_run=dry_run)
+            return self._registry(out).submit(recipe, dry_run=dry_run, progress=progress)
+        log = SubmitLog(progress)
         job, job_file, doc = self.build(recipe, out)
+        log.wrote(out / "resolved_recipe.json")
+        log.wrote(job_file)
+        for note in doc.notes:
+            log.note(note)
         if dry_run:
-            _print_summary(self.spec, job, doc, out, dry_run=True)
+            log.say(summary(self.spec, job, doc, out, dry_run=True))
             request = pipeline_request(job, find_workspace(self.spec.workspace))
-            write_request(out, request)
-            return DryRunHandle(out, request)
+            log.wrote(write_request(out, request))
+            return log.done(DryRunHandle(out, request))
         from phitune.targets.azure_errors import azure_call
 
         client = self.ml_client or make_ml_client(self.spec.workspace)
-        _print_summary(self.spec, job, doc, out, dry_run=False)
+        log.say(summary(self.spec, job, doc, out, dry_run=False))  # before sending: the upload can take a while
         with azure_call("submitting the pipeline job"):
             created = client.jobs.create_or_update(job, experiment_name=job.experiment_name)
-        return AzureJobHandle(client, created.name, getattr(created, "studio_url", "") or "")
+        return log.done(AzureJobHandle(client, created.name, getattr(created, "studio_url", "") or ""))
 
 
-def load_pipeline_job(job_file: Path):
-    """`load_job` + client-side validation; problems leave as one SubmitError naming the YAML keys."""
-    from phitune.targets.workspace import quiet_azure_logs
-
-    quiet_azure_logs()
-    from azure.ai.ml import load_job
-
-    from phitune.targets.azure_errors import azure_call
-
-    with azure_call(f"loading {job_file}"):
-        job = load_job(job_file)
-    result = job._validate()  # what `az ml job validate` checks offline
-    if not result.passed:
-        problems = [Problem(f"{job_file}: {key}", str(msg)) for key, msg in result.error_messages.items()]
-        raise SubmitError(f"the pipeline job does not validate ({job_file})", problems)
-    return job
-
-
-def _job_yaml_text(data: dict) -> str:
-    """job.yml with secrets redacted; a note says how to submit it by hand when a SAS input lost its signature."""
-    from phitune.redact import redact_data
-
-    public = redact_data(data)
-    text = yaml.safe_dump(public, sort_keys=False, width=120)
-    if public != data:
-        text = ("# SAS signatures are not written to disk (sig=REDACTED): put yours back in the inputs below before\n"
-                "# `az ml job create -f job.yml`; `phitune submit` sends them from the recipe.\n" + text)
-    return text
-
-
-def _restore_secret_inputs(job, data: dict) -> None:
-    """job.yml holds redacted SAS URLs: the job object sends the real ones, as its data inputs only."""
-    from phitune.redact import redact
-
-    for name, spec in (data.get("inputs") or {}).items():
-        path = spec.get("path") if isinstance(spec, dict) else None
-        if isinstance(path, str) and redact(path) != path and name in job.inputs:
-            getattr(job.inputs[name], "_data", job.inputs[name]).path = path
-
-
-def _print_summary(spec, job, doc, out: Path, dry_run: bool) -> None:
+def summary(spec, job, doc, out: Path, dry_run: bool) -> str:
+    """What is (or would be) sent: the job, its compute and steps, the uploads and notes."""
     finetune = job.jobs[doc.nodes[FINETUNE]]
     processes = getattr(finetune.distribution, "process_count_per_instance", 1)
     lines = [
@@ -144,4 +96,4 @@ def _print_summary(spec, job, doc, out: Path, dry_run: bool) -> None:
     if dry_run:
         lines.append(f"  request:     {out / 'request.json'}")
     lines += [f"  note: {note}" for note in doc.notes]
-    print("\n".join(lines), flush=True)
+    return "\n".join(lines)

@@ -17,9 +17,11 @@ import yaml
 from phitune.errors import Problem, SubmitError
 from phitune.targets import maas_rules as rules
 from phitune.targets.assets import default_output_dir
+from phitune.targets.base import Runner
 from phitune.targets.handles import AzureJobHandle, DryRunHandle
-from phitune.targets.maap import job_name
+from phitune.targets.pipeline_job import job_name
 from phitune.targets.pipeline_plan import run_tags
+from phitune.targets.report import Progress, Submission, SubmitLog
 
 # recipe field -> serverless hyperparameter (values are sent as strings).
 HYPERPARAMETERS = {
@@ -38,14 +40,7 @@ def hyperparameters(recipe) -> dict[str, str]:
     return {HYPERPARAMETERS[field]: _as_string(value) for field, value in values.items()}
 
 
-class MaasRunner:
-    name = "maas"
-
-    def __init__(self, spec, output_dir: Path | None = None, ml_client=None):
-        self.spec = spec
-        self.output_dir = output_dir
-        self.ml_client = ml_client
-
+class MaasRunner(Runner):
     def model_uri(self, recipe) -> tuple[str | None, list[Problem]]:
         uri, problems = rules.resolve_model(self.spec.model or recipe.model.name, self._model_field())
         if problems and not self.spec.model:
@@ -72,9 +67,6 @@ class MaasRunner:
 
     def build(self, recipe, out: Path):
         """(job, notes): the CustomModelFineTuningJob exactly as it would be submitted; writes job.yml."""
-        from phitune.targets.workspace import quiet_azure_logs
-
-        quiet_azure_logs()
         from azure.ai.ml.finetuning import create_finetuning_job
 
         uri, problems = self.model_uri(recipe)
@@ -96,17 +88,20 @@ class MaasRunner:
         write_job_yaml(job, recipe, out)
         return job, notes
 
-    def submit(self, recipe, dry_run: bool = False):
+    def submit(self, recipe, dry_run: bool = False, progress: Progress | None = None) -> Submission:
         from phitune.targets.dry_run import finetuning_request, write_request
         from phitune.targets.workspace import find_workspace, make_ml_client
 
+        log = SubmitLog(progress)
         out = Path(self.output_dir or default_output_dir(recipe.name, self.name)).resolve()
         job, notes = self.build(recipe, out)
+        log.wrote(out / "job.yml")
         if dry_run:
-            _print_summary(job, notes, out, dry_run)
+            log.notes += notes
+            log.say(summary(job, notes, out, dry_run))
             request = finetuning_request(job, find_workspace(self.spec.workspace))
-            write_request(out, request)
-            return DryRunHandle(out, request)
+            log.wrote(write_request(out, request))
+            return log.done(DryRunHandle(out, request))
         from phitune.targets.azure_errors import azure_call
 
         client = self.ml_client or make_ml_client(self.spec.workspace)
@@ -118,10 +113,11 @@ class MaasRunner:
             job.model.path = resolved.uri
             write_job_yaml(job, recipe, out)
             notes = [n for n in notes if not n.startswith(latest)] + [f"{latest} resolved to version {resolved.version}"]
-        _print_summary(job, notes, out, dry_run)
+        log.notes += notes
+        log.say(summary(job, notes, out, dry_run))  # before sending: the upload can take a while
         with azure_call("submitting the serverless fine-tuning job"):
             created = client.jobs.create_or_update(job)
-        return AzureJobHandle(client, created.name, getattr(created, "studio_url", "") or "")
+        return log.done(AzureJobHandle(client, created.name, getattr(created, "studio_url", "") or ""))
 
     def _data_files(self, recipe, out: Path) -> tuple[Path | str, Path | str, list[str]]:
         train = recipe.data.train
@@ -191,7 +187,8 @@ def _record_count(path: str) -> int:
     return sum(1 for line in file.read_text(encoding="utf-8-sig", errors="replace").splitlines() if line.strip())
 
 
-def _print_summary(job, notes: list[str], out: Path, dry_run: bool) -> None:
+def summary(job, notes: list[str], out: Path, dry_run: bool) -> str:
+    """What is (or would be) sent: the job, its model, data and hyperparameters, notes and warnings."""
     lines = [
         f"{'dry run: nothing sent' if dry_run else 'submitting'} serverless fine-tuning job {job.name}",
         f"  model:        {job.model.path}",
@@ -204,4 +201,4 @@ def _print_summary(job, notes: list[str], out: Path, dry_run: bool) -> None:
     if dry_run:
         lines.append(f"  request:      {out / 'request.json'}")
     lines += [f"  {note}" if note.startswith("warning:") else f"  note: {note}" for note in notes]
-    print("\n".join(lines), flush=True)
+    return "\n".join(lines)

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from phitune.errors import Problem, SubmitError
+from phitune.recipe.paths import AZURE_ML_INPUT_PREFIXES
 from phitune.targets.pipeline_yaml import PARENT_REF, load_pipeline, read_yaml
 
 FINETUNE, VALIDATE, EVALUATE = "phitune_finetune", "phitune_validate_data", "phitune_evaluate"
 REGISTRY_MODEL = re.compile(
     r"^azureml://registries/(?P<registry>[^/]+)/models/(?P<name>[^/]+)/(?:versions/(?P<version>[^/]+)|labels/(?P<label>[^/]+))$")
-URI_PREFIXES = ("azureml:", "https://", "http://", "abfss://", "wasbs://")
 
 
 def model_kind(name: str) -> str:
@@ -91,14 +91,14 @@ def build_pipeline_document(recipe, resolved_recipe: Path, pipeline_file: Path, 
 
 
 def run_tags(recipe) -> dict[str, str]:
-    from phitune import __version__
+    from phitune.version import __version__
 
     return {"phitune.recipe": recipe.name, "phitune.recipe_hash": recipe.content_hash()[:12],
             "phitune.method": recipe.method.type, "phitune.task": recipe.task.type, "phitune.version": __version__}
 
 
 def _data_input(value: str, kind: str, doc: PipelineDocument) -> dict[str, Any]:
-    if not value.startswith(URI_PREFIXES):
+    if not value.startswith(AZURE_ML_INPUT_PREFIXES):
         path = Path(value).expanduser().resolve()
         if not path.exists():
             raise SubmitError("a local input does not exist", [Problem(value, "no such file or folder")])

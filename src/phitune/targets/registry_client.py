@@ -34,9 +34,10 @@ def registry_client(ml_client, registry: str):
     """An MLClient for `registry`, with the workspace client's credential and phitune's retry policy."""
     from azure.ai.ml import MLClient
 
+    from phitune.compat import aml_client_credential
     from phitune.targets.workspace import RETRY_POLICY
 
-    return MLClient(ml_client._credential, registry_name=registry, show_progress=False, **RETRY_POLICY)
+    return MLClient(aml_client_credential(ml_client), registry_name=registry, show_progress=False, **RETRY_POLICY)
 
 
 def get_model(ml_client, uri: str, field: str) -> RegistryModel:

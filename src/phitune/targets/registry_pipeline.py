@@ -16,16 +16,19 @@ import re
 from pathlib import Path
 
 from phitune.errors import Problem, SubmitError
+from phitune.recipe.paths import AZURE_ML_INPUT_PREFIXES
 from phitune.targets import registry_mapping as mapping
 from phitune.targets.handles import AzureJobHandle, DryRunHandle
-from phitune.targets.pipeline_plan import REGISTRY_MODEL, URI_PREFIXES, run_tags
+from phitune.targets.pipeline_job import job_name, job_yaml_text, load_pipeline_job, restore_secret_inputs
+from phitune.targets.pipeline_plan import REGISTRY_MODEL, run_tags
 from phitune.targets.registry_interfaces import interface_changes, shipped, source
+from phitune.targets.report import Progress, Submission, SubmitLog
 
 PIPELINE_OUTPUT = "trained_model"
 
 
 class RegistryPipelineRunner:
-    name = "maap"
+    """Run by MaapRunner when `target.trainer: azureml`."""
 
     def __init__(self, spec, output_dir: Path, ml_client=None):
         self.spec = spec
@@ -35,13 +38,13 @@ class RegistryPipelineRunner:
     def check(self, recipe) -> list[Problem]:
         problems = mapping.method_problems(recipe)
         for field, value in (("data.train", recipe.data.train), ("data.validation", recipe.data.validation)):
-            if value and not value.startswith(URI_PREFIXES) and not Path(value).is_file():
+            if value and not value.startswith(AZURE_ML_INPUT_PREFIXES) and not Path(value).is_file():
                 problems.append(Problem(field, f"{value} does not exist", "point it at a local file or an azureml: data URI"))
         if self.spec.environment:
             problems.append(Problem("target.environment", "the registry components run in Azure ML's own "
                                     "environments; target.environment is for phitune's finetune step",
                                     "remove target.environment, or set target.trainer: phitune"))
-        if recipe.data.validation_split and recipe.data.train.startswith(URI_PREFIXES):
+        if recipe.data.validation_split and recipe.data.train.startswith(AZURE_ML_INPUT_PREFIXES):
             problems.append(Problem("data.validation_split", "the held-out split of a remote file cannot be made here",
                                     "register a validation file and set data.validation"))
         return problems
@@ -65,7 +68,7 @@ class RegistryPipelineRunner:
         return {
             "$schema": "https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json",
             "type": "pipeline",
-            "name": _job_name(recipe.name),
+            "name": job_name(recipe.name),
             "display_name": self.spec.display_name or recipe.name,
             "experiment_name": self.spec.experiment or recipe.tracking.experiment,
             "tags": {**run_tags(recipe), "phitune.trainer": "azureml", **self.spec.tags},
@@ -81,25 +84,24 @@ class RegistryPipelineRunner:
     def write_job(self, recipe, result):
         """(job, document): job.yml written with SAS signatures redacted, loaded with azure-ai-ml; the job
         object gets the real data URLs back (it is what is sent)."""
-        from phitune.targets.maap import _job_yaml_text, _restore_secret_inputs, load_pipeline_job
-
         doc = self.job_document(recipe, result)
         self.out.mkdir(parents=True, exist_ok=True)
         job_file = self.out / "job.yml"
-        job_file.write_text(_job_yaml_text(doc))
+        job_file.write_text(job_yaml_text(doc))
         job = load_pipeline_job(job_file)
         for name, node in doc["jobs"].items():
-            _restore_secret_inputs(job.jobs[name], node)
+            restore_secret_inputs(job.jobs[name], node)
         return job, doc
 
     # --- submitting -------------------------------------------------------------------------------
 
-    def submit(self, recipe, dry_run: bool = False):
+    def submit(self, recipe, dry_run: bool = False, progress: Progress | None = None) -> Submission:
         from phitune.recipe.load import write_resolved
         from phitune.targets.workspace import find_workspace, make_ml_client
 
+        log = SubmitLog(progress)
         result = self.build(recipe)
-        write_resolved(recipe, self.out / "resolved_recipe.json")
+        log.wrote(write_resolved(recipe, self.out / "resolved_recipe.json"))
         if dry_run:
             copy = shipped(result.component).version
             if not result.version:
@@ -113,21 +115,25 @@ class RegistryPipelineRunner:
                                 f"{shipped(result.component).version} ({source()}); the model's tags "
                                 "(finetune_compute_allow_list, model_specific_defaults) are read at submit")
             job, doc = self.write_job(recipe, result)
-            _print_summary(self.spec, result, doc, self.out, dry_run=True)
+            log.wrote(self.out / "job.yml")
+            log.notes += result.notes
+            log.say(summary(self.spec, result, doc, self.out, dry_run=True))
             request = registry_request(job, find_workspace(self.spec.workspace))
             from phitune.targets.dry_run import write_request
 
-            write_request(self.out, request)
-            return DryRunHandle(self.out, request)
+            log.wrote(write_request(self.out, request))
+            return log.done(DryRunHandle(self.out, request))
         from phitune.targets.azure_errors import azure_call
 
         client = self.ml_client or make_ml_client(self.spec.workspace)
         result = self._against_registry(client, recipe, result)
         job, doc = self.write_job(recipe, result)
-        _print_summary(self.spec, result, doc, self.out, dry_run=False)
+        log.wrote(self.out / "job.yml")
+        log.notes += result.notes
+        log.say(summary(self.spec, result, doc, self.out, dry_run=False))  # before sending: the upload can take a while
         with azure_call("submitting the registry fine-tuning pipeline job"):
             created = client.jobs.create_or_update(job, experiment_name=job.experiment_name)
-        return AzureJobHandle(client, created.name, getattr(created, "studio_url", "") or "")
+        return log.done(AzureJobHandle(client, created.name, getattr(created, "studio_url", "") or ""))
 
     def _against_registry(self, client, recipe, result):
         """Re-plan against the registry's component and apply the model's tags."""
@@ -189,14 +195,14 @@ def registry_request(job, workspace) -> dict:
     """The PUT .../jobs/<name> request for a loaded registry pipeline job (component ids stay registry URIs)."""
     from phitune.targets import dry_run
 
-    job.name = job.name or dry_run._job_name()
+    job.name = job.name or dry_run.dry_run_job_name()
     ws = dry_run.workspace_path(workspace)
     for node in job.jobs.values():
-        for name, value in list(node.inputs.items()):
-            dry_run._replace_local_input(node.inputs, name, value)
+        for value in node.inputs.values():
+            dry_run.replace_local_input(value)
     if job.settings and job.settings.default_compute:
-        job.settings.default_compute = f"{ws}/computes/{dry_run._short(job.settings.default_compute)}"
-    return dry_run._request(job, ws)
+        job.settings.default_compute = dry_run.compute_id(ws, job.settings.default_compute)
+    return dry_run.request_for(job, ws)
 
 
 def _changed(exc: SubmitError, fetched, changes: list[str]) -> SubmitError:
@@ -216,7 +222,7 @@ def _compute_size(client, compute: str) -> str | None:
 
 
 def _file(path: str) -> dict:
-    value = path if path.startswith(URI_PREFIXES) else str(Path(path).expanduser().resolve())
+    value = path if path.startswith(AZURE_ML_INPUT_PREFIXES) else str(Path(path).expanduser().resolve())
     return {"type": "uri_file", "path": value}
 
 
@@ -225,13 +231,8 @@ def _is_latest(name: str) -> bool:
     return bool(match) and match.group("label") == "latest"
 
 
-def _job_name(recipe_name: str) -> str:
-    from phitune.targets.maap import job_name
-
-    return job_name(recipe_name)
-
-
-def _print_summary(spec, result, doc: dict, out: Path, dry_run: bool) -> None:
+def summary(spec, result, doc: dict, out: Path, dry_run: bool) -> str:
+    """What is (or would be) sent: the registry component and model, the compute, where each value came from."""
     by_source: dict[str, list[str]] = {}
     for name, m in result.inputs.items():
         if m.source == mapping.TARGET or isinstance(m.value, dict):
@@ -252,7 +253,7 @@ def _print_summary(spec, result, doc: dict, out: Path, dry_run: bool) -> None:
     if dry_run:
         lines.append(f"  request:     {out / 'request.json'}")
     lines += [f"  note: {note}" for note in result.notes]
-    print("\n".join(lines), flush=True)
+    return "\n".join(lines)
 
 
 def _model_text(result) -> str:

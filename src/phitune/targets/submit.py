@@ -1,7 +1,9 @@
 """`phitune.submit(recipe, target=None, dry_run=False, ml_client=None) -> RunHandle`.
 
 The recipe's `target:` section holds the defaults; `target=` picks another type (or passes a whole
-target spec). The target's `check` runs first and every problem is reported at once.
+target spec). The target's `check` runs first and every problem is reported at once. `run_target`
+does the same and returns the whole `Submission` (the handle, what the target reported, the files it
+wrote): `phitune submit` prints it.
 """
 
 from __future__ import annotations
@@ -11,14 +13,25 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from phitune.errors import Problem, SubmitError
+from phitune.targets.report import Progress, Submission
 
 
 def submit(recipe, target=None, dry_run: bool = False, ml_client=None, *,
-           output_dir: str | os.PathLike | None = None):
+           output_dir: str | os.PathLike | None = None, progress: Progress | None = None):
     """Run `recipe` (a Recipe, or a recipe file path / mapping) on `target`:
-    None (the recipe's target), a type name ('local', 'local-pipeline', 'maap', 'maas'), or a target
-    spec object / mapping. `ml_client` is used for maap/maas instead of building one.
+    None (the recipe's target), a type name ('local', 'local-pipeline', 'maap', 'maas', 'kaito'), or a
+    target spec object / mapping. `ml_client` is used for maap/maas instead of building one.
+    `progress`, when given, is called with each message the target reports (nothing is printed).
     Returns a RunHandle (`.id`, `.url`, `.status()`, `.wait()`, `.download(dir)`)."""
+    from phitune.process import configure_process
+
+    configure_process()  # a Python API entry point, like phitune.train
+    return run_target(recipe, target, dry_run, ml_client, output_dir=output_dir, progress=progress).handle
+
+
+def run_target(recipe, target=None, dry_run: bool = False, ml_client=None, *,
+               output_dir: str | os.PathLike | None = None, progress: Progress | None = None) -> Submission:
+    """`submit`, returning the whole Submission: the handle, the target's messages and the files it wrote."""
     from phitune.targets.base import target_class
 
     recipe = with_target(_as_recipe(recipe), target)
@@ -27,7 +40,7 @@ def submit(recipe, target=None, dry_run: bool = False, ml_client=None, *,
     problems = runner.check(recipe)
     if problems:
         raise SubmitError(f"the recipe cannot run on target {spec.type}", problems)
-    return runner.submit(recipe, dry_run=dry_run)
+    return runner.submit(recipe, dry_run=dry_run, progress=progress)
 
 
 def with_target(recipe, target=None, overrides: Iterable[str] = ()):

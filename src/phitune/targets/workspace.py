@@ -10,7 +10,6 @@ Transient 429 and 5xx responses are retried with exponential backoff by azure-co
 from __future__ import annotations
 
 import json
-import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,8 +76,8 @@ def make_credential():
 
 
 def make_ml_client(spec=None, credential=None, **client_options):
-    """An `MLClient` for the workspace (see module doc). `client_options` override RETRY_POLICY."""
-    quiet_azure_logs()
+    """An `MLClient` for the workspace (see module doc). `client_options` override RETRY_POLICY.
+    Azure's request logs are quieted and every log message redacted by phitune.process (entry points)."""
     ref = require_workspace(spec)
     from azure.ai.ml import MLClient
 
@@ -108,17 +107,3 @@ def _looks_like_workspace_config(path: Path) -> bool:
         return False
     return isinstance(data, dict) and "workspace_name" in data
 
-
-def quiet_azure_logs() -> None:
-    """Azure's INFO logs name every request, and azure-ai-ml warns about every experimental class and
-    anonymous asset name; phitune prints its own summary instead. Log messages are redacted."""
-    from phitune.redact import install_log_redaction
-
-    install_log_redaction()
-    for name in ("azure", "azure.core.pipeline.policies.http_logging_policy"):
-        logger = logging.getLogger(name)
-        if logger.level == logging.NOTSET or logger.level < logging.WARNING:
-            logger.setLevel(logging.WARNING)
-    # azure.identity logs the whole credential chain at WARNING; phitune's error says what to do.
-    for name in ("azure.ai.ml._utils._experimental", "azure.ai.ml._schema", "azure.identity"):
-        logging.getLogger(name).setLevel(logging.ERROR)
