@@ -153,7 +153,7 @@ def run_phitune(spec: dict, packing: bool) -> dict:
     from phitune.models.run_dir import load_for_inference
     from phitune.recipe.schema import Recipe
     from phitune.tracking import NullTracker
-    from phitune.training.run import make_collator, train
+    from phitune.training.run import choose_attention, make_collator, train
 
     stamps: dict[str, tuple[float, float]] = {}
 
@@ -182,6 +182,7 @@ def run_phitune(spec: dict, packing: bool) -> dict:
         result = train(recipe, out, progress=False, tracker=LoopStart(), callbacks=[LoopEnd()])
         m = result.metrics
         model, tokenizer = load_for_inference(out)
+        choose_attention(model, recipe)  # as train() chose for the model it trained (make_collator reads it)
         history = m["train_loss_history"]
         lengths = _train_lengths(spec, tokenizer)
         return {"system": "phitune (packing)" if packing else "phitune", "tokens": m["train_tokens"],

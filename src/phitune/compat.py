@@ -20,6 +20,13 @@ azure-ai-ml (checked against 1.35.2, the pin in pyproject.toml):
   `azure.ai.ml._schema.core.fields` (ExperimentalField, UnionField, TypeSensitiveUnionField and its
   `_type_sensitive_fields_dict`, StringTransformedEnum), the schema context key and the
   experimental-warning switch.
+
+DeepSpeed (checked against 0.19.8, the pin in pyproject.toml):
+- ZeRO-3 output: the trainable weights gathered from every rank's partition as a state dict
+  (`DeepSpeedEngine._zero3_consolidated_16bit_state_dict`; the public `save_16bit_model` only writes
+  them to a file);
+- the config key `managed_gradient_accumulation` (phitune steps the optimizer once per accumulation
+  window it chose), read by DeepSpeed's config parser.
 """
 
 from __future__ import annotations
@@ -132,3 +139,22 @@ def aml_experimental_warnings_skipped():
         yield
     finally:
         _experimental._should_skip_warning = original
+
+
+# ---------------------------------------------------------------------------------------------------
+# DeepSpeed
+# ---------------------------------------------------------------------------------------------------
+DEEPSPEED_CHECKED = "0.19.8"
+# (module, class, attribute) of DeepSpeed's private API used below; the contract test checks each one.
+DEEPSPEED_PRIVATE_ATTRIBUTES = (
+    ("deepspeed.runtime.engine", "DeepSpeedEngine", "_zero3_consolidated_16bit_state_dict"),
+)
+# Config keys phitune writes that DeepSpeed's documentation does not list (module, constant, value).
+DEEPSPEED_UNDOCUMENTED_CONFIG = (("deepspeed.runtime.constants", "MANAGED_GRADIENT_ACCUMULATION",
+                                  "managed_gradient_accumulation"),)
+
+
+def deepspeed_zero3_state_dict(engine) -> dict:
+    """Collective under ZeRO-3: every trainable weight of `engine`, gathered from the ranks'
+    partitions, on rank 0 (other ranks get an empty dict); frozen weights are left out."""
+    return engine._zero3_consolidated_16bit_state_dict(exclude_frozen_parameters=True)

@@ -3,8 +3,8 @@ and the process's peak resident memory.
 
 Two policies, one per kind of base model, both set through glibc's mallopt:
 
-- Return (`return_freed_memory_to_os`, set before a model loads): blocks of 1 MB and more come from
-  mmap and go back to the kernel on free. glibc's default raises its mmap threshold each time a large
+- Return (`freed_memory_returned`, held by `phitune.train` for the whole run, so from before its
+  model loads): blocks of 1 MB and more come from mmap and go back to the kernel on free. glibc's default raises its mmap threshold each time a large
   mmapped block is freed (up to 32 MB), so after a few steps most tensors live in a heap that never
   shrinks. Measured on an 814 M-param Phi-3, QLoRA nf4, batch 2 x 64 tokens: peak RSS 2.08 GB with
   the default, 1.55 GB with a fixed 1 MB threshold.
@@ -19,6 +19,11 @@ A quantized base (QLoRA) trains under Return: every layer dequantizes its weight
 temporaries in forward and again in backward, interleaved with saved activations, and a heap that
 is never trimmed fragments around them: QLoRA's peak on the 814 M model was 0.64-0.73x LoRA's under
 Keep and 0.38x under Return (benchmarks/qlora_memory.py). Saving memory is why QLoRA was chosen.
+
+Nothing here changes the allocator on import or as a side effect of loading a model: each policy is
+a context manager its caller enters (`phitune.train`, `TrainLoop.run`), and leaving it brings back
+the thresholds that were in force before (glibc's initial 128 KiB when nothing was set; glibc's own
+raising of that threshold stays off once any threshold was set).
 """
 
 from __future__ import annotations
@@ -41,8 +46,9 @@ _mmap_threshold: int | None = None  # what this module last set outside keep_fre
 
 
 def return_freed_memory_to_os() -> bool:
-    """Set glibc's mmap threshold to 1 MB for this process; True if it was set. Leaves a threshold
-    the user chose (MALLOC_MMAP_THRESHOLD_) alone."""
+    """Set glibc's mmap threshold to 1 MB for the rest of this process; True if it was set. Leaves a
+    threshold the user chose (MALLOC_MMAP_THRESHOLD_) alone. For a scoped change use
+    `freed_memory_returned`; this is for a process that does nothing else (a measuring child)."""
     global _mmap_threshold
     if _mmap_threshold == RETURN_MMAP_THRESHOLD:
         return True
@@ -53,6 +59,22 @@ def return_freed_memory_to_os() -> bool:
         _mmap_threshold = RETURN_MMAP_THRESHOLD
         return True
     return False
+
+
+@contextlib.contextmanager
+def freed_memory_returned() -> Iterator[bool]:
+    """Return freed blocks of 1 MB and more to the OS while the body runs; yields whether glibc took
+    the setting. On exit the threshold in force before comes back."""
+    global _mmap_threshold
+    previous = _mmap_threshold
+    returned = return_freed_memory_to_os()
+    try:
+        yield returned
+    finally:
+        libc = _glibc()
+        if returned and previous != RETURN_MMAP_THRESHOLD and libc is not None:
+            libc.mallopt(M_MMAP_THRESHOLD, previous or GLIBC_DEFAULT)
+            _mmap_threshold = previous
 
 
 @contextlib.contextmanager
@@ -74,8 +96,7 @@ def keep_freed_memory() -> Iterator[bool]:
 def training_allocator(model) -> contextlib.AbstractContextManager:
     """The policy a training loop runs `model` under: Return for a quantized base, Keep otherwise."""
     if is_quantized(model):
-        return_freed_memory_to_os()
-        return contextlib.nullcontext(False)
+        return freed_memory_returned()
     return keep_freed_memory()
 
 

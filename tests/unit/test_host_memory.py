@@ -38,6 +38,9 @@ _PROBE = textwrap.dedent("""
     elif sys.argv[1] == "return":
         out["returned"] = hm.return_freed_memory_to_os()
         out["after"] = retained()
+    elif sys.argv[1] == "scoped":
+        with hm.freed_memory_returned() as returned:
+            out["returned"], out["inside"] = returned, retained()
     else:
         before = rss()
         with hm.keep_freed_memory() as tuned:
@@ -60,6 +63,26 @@ def test_return_policy_gives_freed_blocks_back_to_the_os():
     assert out["returned"] is True
     assert out["after"] < 24, out  # of 96 MB freed, (almost) nothing stays resident
     assert _probe("default")["after"] > 72  # what glibc's default does instead (why the policy exists)
+
+
+@linux_only
+def test_return_policy_can_be_held_for_a_run_only():
+    out = _probe("scoped")
+    assert out["returned"] is True and out["inside"] < 24, out
+
+
+def test_loading_a_model_leaves_the_allocator_alone(tiny_model_dir):
+    """The policy is the training run's to choose (phitune.train), not a side effect of loading."""
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent("""
+        from unittest import mock
+        from phitune import host_memory as hm
+        from phitune.models.build import load_trainable_model
+        from phitune.recipe.load import load_recipe
+        with mock.patch.object(hm, "return_freed_memory_to_os", side_effect=AssertionError("allocator changed")):
+            load_trainable_model(load_recipe({"data": {"train": "t"}, "method": {"type": "lora"}, "tracking": "none"}))
+        print("ok")
+    """)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
 
 
 @linux_only

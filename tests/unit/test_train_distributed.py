@@ -52,3 +52,25 @@ def test_ranks_rerun_the_same_command(monkeypatch):
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert not should_launch(2)  # already a rank: train, do not launch again
+
+
+def test_prepare_env_says_what_it_added_and_leaves_the_callers_variables(monkeypatch):
+    """process_group() removes exactly these when the run ends: a later `--nproc` launch from the same
+    process must not think it is a rank."""
+    import os
+
+    from phitune.distributed.world import ENV_VARS, prepare_env
+
+    for name in ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", "/somewhere/of/the/users")
+    added = prepare_env()
+    try:
+        assert set(ENV_VARS) <= set(added) and "TORCH_EXTENSIONS_DIR" not in added
+        assert os.environ["TORCH_EXTENSIONS_DIR"] == "/somewhere/of/the/users"
+        assert os.environ["WORLD_SIZE"] == "1" and int(os.environ["MASTER_PORT"]) > 0
+    finally:
+        for name in added:
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("RANK", "1")
+    assert not set(ENV_VARS) & set(prepare_env())  # launched: the launcher's rendezvous is kept as it is

@@ -1,8 +1,8 @@
 """`phitune train RECIPE --nproc N`: start N copies of the same `phitune train` command under torchrun.
 
 torchrun (torch.distributed.run, called in-process) sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR
-and MASTER_PORT for each copy; a copy sees WORLD_SIZE > 1 and trains as one rank (phitune.training.ds_run)
-instead of launching again. Under Azure ML's `distribution: pytorch` the variables are already set,
+and MASTER_PORT for each copy; a copy sees WORLD_SIZE > 1 and trains as one rank (phitune.training.run
+with the DeepSpeed backend) instead of launching again. Under Azure ML's `distribution: pytorch` the variables are already set,
 so `phitune train` goes straight to the rank path: the same code, no launcher.
 
 Each rank prints its own `error: ...` for a problem; torchrun's failure report (a traceback) is
@@ -16,7 +16,7 @@ import logging
 import sys
 
 from phitune.errors import Problem, TrainError
-from phitune.distributed import world as dist
+from phitune.distributed.world import free_port, launched_by_torchrun, prepare_env_for_children, use_gpu
 
 SHUTDOWN_TIMEOUT_S = 300
 
@@ -41,10 +41,10 @@ def launch(nproc: int, argv: list[str]) -> int:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import get_args_parser, run
 
-    dist.prepare_env_for_children(nproc)
+    prepare_env_for_children(nproc)
     args = get_args_parser().parse_args([
         "--nproc_per_node", str(nproc), "--nnodes", "1", "--master_addr", "127.0.0.1",
-        "--master_port", str(dist.free_port()), "--module", "phitune.cli",
+        "--master_port", str(free_port()), "--module", "phitune.cli",
         # on SIGINT/SIGTERM torchrun passes the signal on and waits this long before SIGKILL: time for
         # the ranks to finish their step and write the checkpoint together
         "--shutdown_timeout", str(SHUTDOWN_TIMEOUT_S)])
@@ -65,7 +65,7 @@ def launch(nproc: int, argv: list[str]) -> int:
 def check_nproc(nproc: int) -> None:
     if nproc < 1:
         raise TrainError(f"--nproc must be at least 1 (got {nproc})", [Problem("--nproc", f"is {nproc}", "use --nproc 2 or more")])
-    if dist.use_gpu():
+    if use_gpu():
         import torch
 
         if nproc > torch.cuda.device_count():
@@ -75,4 +75,4 @@ def check_nproc(nproc: int) -> None:
 
 def should_launch(nproc: int | None) -> bool:
     """--nproc N > 1 outside a multi-process launcher (inside one the ranks already exist)."""
-    return bool(nproc and nproc > 1) and not dist.launched_by_torchrun()
+    return bool(nproc and nproc > 1) and not launched_by_torchrun()

@@ -2,9 +2,9 @@
 
 Who is who comes from the variables torchrun and Azure ML's `distribution: pytorch` set for every
 process: RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT. A run takes the distributed path
-(phitune.training.ds_run) when the recipe sets `train.deepspeed` or WORLD_SIZE > 1; everything else is the
-unchanged single-process path. Process groups are gloo on CPU (with `DS_ACCELERATOR=cpu`) and NCCL on
-GPU.
+(phitune.training.run with the DeepSpeed backend, phitune.training.deepspeed_backend) when the recipe sets
+`train.deepspeed` or WORLD_SIZE > 1; everything else runs in one process. Process groups are gloo on CPU
+(with `DS_ACCELERATOR=cpu`) and NCCL on GPU, joined for the length of one run by `process_group()`.
 
 Data split: every rank builds the same batch plan from the seed (micro-batches of `train.batch_size`),
 and global micro-batch j is plan entries j*W .. j*W+W-1, rank r taking entry j*W+r. So the effective
@@ -16,16 +16,16 @@ gradient buckets in ZeRO-2) need every rank to run the same graph, and it adds n
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, NamedTuple, Sequence, TypeVar
+from typing import Any, Callable, Iterator, NamedTuple, Sequence, TypeVar
 
 T = TypeVar("T")
 ENV_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
-_ADDED_ENV: list[str] = []  # the rendezvous variables prepare_env invented for a one-process run
 
 
 @dataclass(frozen=True)
@@ -68,17 +68,19 @@ def use_gpu() -> bool:
     return torch.cuda.is_available()
 
 
-def prepare_env() -> None:
+def prepare_env() -> list[str]:
     """Variables DeepSpeed needs before it is imported: the CPU accelerator, a persistent cache for
     its JIT-built comm op (~27 s the first time), and a one-process rendezvous when not launched
-    (without them DeepSpeed looks for mpi4py)."""
+    (without them DeepSpeed looks for mpi4py). Returns the names it added to os.environ (variables
+    already set are left alone); `process_group` removes them again when the run ends."""
+    before = set(os.environ)
     if not use_gpu():
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
     os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(Path(sys.prefix) / "torch_extensions"))
     if "RANK" not in os.environ:
         os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1",
                           MASTER_PORT=str(free_port()))
-        _ADDED_ENV.extend(ENV_VARS)  # removed again by destroy_process_group
+    return [name for name in os.environ if name not in before]
 
 
 def prepare_env_for_children(nproc: int) -> None:
@@ -89,19 +91,32 @@ def prepare_env_for_children(nproc: int) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
 
 
+@contextlib.contextmanager
+def process_group() -> Iterator[World]:
+    """This process's place in the process group, joined for the body (one training run): the
+    variables `prepare_env` adds to os.environ are set only while inside, so a later
+    `phitune train --nproc N` from the same process does not think it is a rank."""
+    added = prepare_env()
+    try:
+        yield init_process_group()
+    finally:
+        destroy_process_group()
+        for name in added:
+            os.environ.pop(name, None)
+
+
 def init_process_group() -> World:
-    """Join the process group (idempotent) and return this process's place in it."""
-    prepare_env()
+    """Join the process group (idempotent; the environment must be prepared, see `process_group`)
+    and return this process's place in it."""
     import deepspeed
     import torch
 
     world = world_from_env()
     if use_gpu():
         torch.cuda.set_device(world.local_rank)
-    import torch.distributed as dist
+    import torch.distributed as torch_dist
 
-    if not dist.is_initialized():
-        import contextlib
+    if not torch_dist.is_initialized():
         import io
 
         # On CPU this JIT-builds (first time, needs g++) and loads DeepSpeed's shared-memory comm op,
@@ -112,6 +127,7 @@ def init_process_group() -> World:
 
 
 def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for a rendezvous: MASTER_PORT)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -142,16 +158,16 @@ def shard_list(items: Sequence[T], rank: int, world_size: int) -> tuple[list[T],
 
 
 def _active() -> bool:
-    import torch.distributed as dist
+    import torch.distributed as torch_dist
 
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    return torch_dist.is_available() and torch_dist.is_initialized() and torch_dist.get_world_size() > 1
 
 
 def barrier() -> None:
     if _active():
-        import torch.distributed as dist
+        import torch.distributed as torch_dist
 
-        dist.barrier()
+        torch_dist.barrier()
 
 
 def all_reduce_sum(values: Sequence[float]) -> list[float]:
@@ -159,10 +175,10 @@ def all_reduce_sum(values: Sequence[float]) -> list[float]:
     if not _active():
         return [float(v) for v in values]
     import torch
-    import torch.distributed as dist
+    import torch.distributed as torch_dist
 
     tensor = torch.tensor([float(v) for v in values], dtype=torch.float64)
-    dist.all_reduce(tensor)
+    torch_dist.all_reduce(tensor)
     return tensor.tolist()
 
 
@@ -176,9 +192,9 @@ def on_main(world: World, fn: Callable[[], T]) -> T:
         except Exception as exc:  # noqa: BLE001 - re-raised on every rank below
             result[0] = ("error", exc)
     if _active():
-        import torch.distributed as dist
+        import torch.distributed as torch_dist
 
-        dist.broadcast_object_list(result, src=0)
+        torch_dist.broadcast_object_list(result, src=0)
     kind, value = result[0]
     if kind == "error":
         raise value
@@ -186,9 +202,7 @@ def on_main(world: World, fn: Callable[[], T]) -> T:
 
 
 def destroy_process_group() -> None:
-    import torch.distributed as dist
+    import torch.distributed as torch_dist
 
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
-    while _ADDED_ENV:  # a later `phitune train --nproc N` from this process must not think it is a rank
-        os.environ.pop(_ADDED_ENV.pop(), None)
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.destroy_process_group()

@@ -55,13 +55,14 @@ def _child(recipe_path: str, batch: int, seq: int, steps: int, loop_allocator: b
 
     from phitune.models.build import load_trainable_model
     from phitune.recipe.load import load_recipe
-    from phitune.host_memory import peak_rss_bytes, training_allocator
+    from phitune.host_memory import peak_rss_bytes, return_freed_memory_to_os, training_allocator
     from phitune.models.loss import token_loss_sum
     from phitune.training.optim import make_optimizer
 
     recipe = load_recipe(recipe_path)
     baseline = _rss()
     torch.manual_seed(recipe.train.seed)
+    return_freed_memory_to_os()  # what `phitune train` holds from before its model loads (this process ends after)
     model = load_trainable_model(recipe)
     loaded = _rss()
     vocab = model.get_input_embeddings().num_embeddings

@@ -25,9 +25,6 @@ def load_trainable_model(recipe: "Recipe"):
 
         seed_everything(recipe.train.seed)  # the new head's initial weights
         return apply_head_method(prepare_for_training(load_head_base(recipe), recipe), recipe)
-    from phitune.host_memory import return_freed_memory_to_os
-
-    return_freed_memory_to_os()  # before loading: quantizing and training free many mid-size tensors
     model = load_base_for_method(recipe)
     model = prepare_for_training(model, recipe)
     # Seed after loading (loading may draw from or reseed the global RNGs): what must be reproducible

@@ -24,7 +24,9 @@ _registered = False
 
 def use_segment_attention(model) -> bool:
     """Switch `model` from SDPA to per-example attention for padding-free rows; True if switched.
-    Models on another implementation (eager, flash attention) are left as they are."""
+    Models on another implementation (eager, flash attention) are left as they are. Training chooses
+    it once, when the model is loaded (phitune.training.run.choose_attention); the collator only
+    reads the choice (`attends_per_example`)."""
     register()
     base = base_of(model)
     if getattr(getattr(base, "config", None), "_attn_implementation", None) != "sdpa":

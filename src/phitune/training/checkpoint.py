@@ -12,6 +12,8 @@ leaves a half checkpoint that `--resume` would pick up. A checkpoint damaged lat
 a disk that filled up under another writer) is skipped by `newest_valid_checkpoint`, which says so and
 resumes from the newest one that is whole. A write that fails (disk full) is one TrainError; the
 previous checkpoints are untouched.
+A DeepSpeed run's checkpoints keep the same trainer_state.json and RNG files (one pair per rank) beside
+the engine's own files (phitune.training.deepspeed_backend).
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ def trainable_state(model) -> dict:
 
 
 def save_checkpoint(run_dir: Path, step: int, model, optimizer, scheduler, state: dict, rng: dict) -> Path:
+    """The single-process checkpoint checkpoints/step-`step`/ (the files in the module docstring)."""
     from safetensors.torch import save_file
 
     final = Path(run_dir) / CHECKPOINTS / f"step-{step}"
@@ -69,16 +72,45 @@ def save_checkpoint(run_dir: Path, step: int, model, optimizer, scheduler, state
         save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
         (tmp / "optimizer.json").write_text(json.dumps(opt_rest))
         (tmp / "scheduler.json").write_text(json.dumps(_jsonable(scheduler.state_dict())))
-        cuda = {f"cuda.{i}": t.contiguous() for i, t in enumerate(rng.get("cuda", []))}
-        save_file({"torch": rng["torch"].contiguous(), **cuda}, str(tmp / "rng_torch.safetensors"))
-        py_version, py_state, py_gauss = rng["python"]
-        np_name, np_keys, np_pos, np_has_gauss, np_gauss = rng["numpy"]
-        (tmp / "rng.json").write_text(json.dumps({
-            "python": [py_version, list(py_state), py_gauss],
-            "numpy": [np_name, np_keys.tolist(), int(np_pos), int(np_has_gauss), float(np_gauss)],
-        }))
+        save_rng(rng, tmp / "rng.json", tmp / "rng_torch.safetensors")
         (tmp / STATE_FILE).write_text(json.dumps(state, indent=1))
     return final
+
+
+def save_rng(rng: dict, json_path: Path, tensors_path: Path) -> None:
+    """A `capture_rng` result as JSON (python, numpy) and safetensors (torch, cuda): no pickle."""
+    from safetensors.torch import save_file
+
+    cuda = {f"cuda.{i}": t.contiguous() for i, t in enumerate(rng.get("cuda", []))}
+    save_file({"torch": rng["torch"].contiguous(), **cuda}, str(tensors_path))
+    py_version, py_state, py_gauss = rng["python"]
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = rng["numpy"]
+    Path(json_path).write_text(json.dumps({
+        "python": [py_version, list(py_state), py_gauss],
+        "numpy": [np_name, np_keys.tolist(), int(np_pos), int(np_has_gauss), float(np_gauss)],
+    }))
+
+
+def load_rng(json_path: Path, tensors_path: Path) -> dict[str, Any]:
+    """What `save_rng` wrote, in the form `restore_rng` takes."""
+    import numpy as np
+    from safetensors.torch import load_file
+
+    raw = json.loads(Path(json_path).read_text())
+    py_version, py_state, py_gauss = raw["python"]
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = raw["numpy"]
+    tensors = load_file(str(tensors_path))
+    return {
+        "python": (py_version, tuple(py_state), py_gauss),
+        "numpy": (np_name, np.array(np_keys, dtype=np.uint32), np_pos, np_has_gauss, np_gauss),
+        "torch": tensors["torch"],
+        "cuda": [tensors[f"cuda.{i}"] for i in range(sum(k.startswith("cuda.") for k in tensors))],
+    }
+
+
+def read_state(path: Path) -> dict:
+    """The trainer state (step, data position, histories) of the checkpoint folder `path`."""
+    return json.loads((Path(path) / STATE_FILE).read_text())
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
@@ -141,7 +173,6 @@ def _check_safetensors(file: Path) -> None:
 
 def load_checkpoint(path: Path, model, optimizer, scheduler) -> tuple[dict, dict]:
     """Load weights, optimizer and scheduler in place; return (trainer_state, rng_states)."""
-    import numpy as np
     import torch
     from safetensors.torch import load_file
 
@@ -158,17 +189,8 @@ def load_checkpoint(path: Path, model, optimizer, scheduler) -> tuple[dict, dict
     optimizer.load_state_dict(_join_optimizer_state(load_file(str(path / "optimizer.safetensors")),
                                                     json.loads((path / "optimizer.json").read_text())))
     scheduler.load_state_dict(json.loads((path / "scheduler.json").read_text()))
-    raw = json.loads((path / "rng.json").read_text())
-    py_version, py_state, py_gauss = raw["python"]
-    np_name, np_keys, np_pos, np_has_gauss, np_gauss = raw["numpy"]
-    torch_rng = load_file(str(path / "rng_torch.safetensors"))
-    rng = {
-        "python": (py_version, tuple(py_state), py_gauss),
-        "numpy": (np_name, np.array(np_keys, dtype=np.uint32), np_pos, np_has_gauss, np_gauss),
-        "torch": torch_rng["torch"],
-        "cuda": [torch_rng[f"cuda.{i}"] for i in range(sum(k.startswith("cuda.") for k in torch_rng))],
-    }
-    return json.loads((path / STATE_FILE).read_text()), rng
+    rng = load_rng(path / "rng.json", path / "rng_torch.safetensors")
+    return read_state(path), rng
 
 
 def _split_optimizer_state(sd: dict) -> tuple[dict, dict]:

@@ -1,5 +1,7 @@
 """The optimisation loop: a plain PyTorch loop, no HF Trainer, so per-step overhead is ours to keep
-small (we must beat TRL's SFTTrainer on tokens/s).
+small (we must beat TRL's SFTTrainer on tokens/s). The same loop runs in one process and on every
+rank of a DeepSpeed run: what differs (the step's backward and optimizer update, the held-out loss,
+checkpoints, stopping) is the backend's (phitune.training.backend).
 
 Exactness choices:
 - loss = summed token cross-entropy / label tokens of the whole accumulation window, so gradient
@@ -9,22 +11,25 @@ Exactness choices:
   step boundary resumes to bit-identical weights;
 - Ctrl-C or SIGTERM cannot land between the optimizer update and the bookkeeping that records it
   (both are deferred for those few microseconds), so the saved state is always consistent; either
-  one saves a checkpoint of the last completed step (phitune.training.signals).
+  one saves a checkpoint of the last completed step (phitune.training.signals). Ranks of a
+  DeepSpeed run stop only after a step all of them agreed on, and checkpoint together.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
+from phitune.distributed.world import RankBatch
 from phitune.errors import Problem, TrainError
-from phitune.training import checkpoint as ckpt
 from phitune.host_memory import training_allocator
-from phitune.training.device import to_device
-from phitune.models.loss import count_targets, evaluate_loss, token_loss_sum
+from phitune.models.loss import IGNORE_INDEX, count_targets
+from phitune.training import checkpoint as ckpt
+from phitune.training.signals import deferred, stop_for
 
 
 @dataclass
@@ -72,40 +77,38 @@ class Callback(Protocol):
 
 
 class TrainLoop:
-    def __init__(self, *, model, optimizer, scheduler, spec, examples: Sequence, eval_batches: list,
-                 plan_epoch: Callable[[int], list[list[int]]], collate: Callable[[list], dict],
+    """Optimizer steps from `state` to `state.total_steps` over `plan_epoch(epoch)` (this process's
+    micro-batches of each epoch), through `backend` (after its `setup`)."""
+
+    def __init__(self, *, backend, spec, examples: Sequence, eval_batches: list,
+                 plan_epoch: Callable[[int], list[RankBatch]], collate: Callable[[list], dict],
                  state: TrainState, run_dir: Path, tracker, callbacks: Sequence[Any] = (), progress: bool = True):
-        self.model, self.optimizer, self.scheduler, self.spec = model, optimizer, scheduler, spec
+        self.backend, self.spec = backend, spec
         self.examples, self.eval_batches = examples, eval_batches
         self.plan_epoch, self.collate = plan_epoch, collate
         self.state, self.run_dir, self.tracker = state, Path(run_dir), tracker
         self.callbacks, self.progress = list(callbacks), progress
-        self.params = [p for p in model.parameters() if p.requires_grad]
-        self.device = next(model.parameters()).device
         self._rng = ckpt.capture_rng()  # RNG at the current resume point
         self._saved_step: int | None = None
+        self._agreed_stop = False  # every rank saw the same stop request: a collective checkpoint is safe
+        self.last_checkpoint: Path | None = None  # the checkpoint this loop wrote last
         self.stop = None  # phitune.training.signals.StopRequests while the loop runs
-        self._plans: dict[int, list[list[int]]] = {}
+        self._plans: dict[int, list[RankBatch]] = {}
 
     # --- the loop --------------------------------------------------------------------------------
 
     def run(self) -> TrainState:
         """Train until `total_steps`; on KeyboardInterrupt save a checkpoint and re-raise."""
-        with training_allocator(self.model), self._stop_requests():  # host_memory.py: where freed activations go
+        # host_memory.py: where freed activations go; the backend: how a signal stops the loop
+        with training_allocator(self.backend.model), self.backend.stop_requests() as stop:
+            self.stop = stop
             return self._run()
 
-    def _stop_requests(self):
-        """Ctrl-C / SIGTERM during the loop: finish the step in progress, then stop (see `_check_stop`)."""
-        from phitune.training.signals import StopRequests
-
-        self.stop = StopRequests(second_raises=True)
-        return self.stop
-
     def _check_stop(self) -> None:
-        """After a completed step: a signal arrived meanwhile, so checkpoint (in `_run`) and stop."""
-        from phitune.training.signals import stop_for
-
-        if self.stop is not None and self.stop.signum:
+        """After a completed step: a signal arrived meanwhile, so checkpoint (in `_run`) and stop. Ranks
+        of a collective backend stop only together (`_step`): one rank stopping alone would leave the
+        others waiting."""
+        if not self.backend.collective and self.stop is not None and self.stop.signum:
             raise stop_for(self.stop.signum)
 
     def _run(self) -> TrainState:
@@ -115,7 +118,7 @@ class TrainLoop:
         bar = tqdm(total=st.total_steps, initial=st.global_step, desc="train", unit="step",
                    disable=not self.progress, dynamic_ncols=True)
         started = time.perf_counter()
-        self.model.train()
+        self.backend.set_training(True)
         try:
             while st.global_step < st.total_steps:
                 plan = self._plan(st.epoch)
@@ -129,7 +132,8 @@ class TrainLoop:
                 bar.update(1)
                 tok_s = st.train_tokens / st.step_time_s if st.step_time_s else 0.0
                 bar.set_postfix(loss=f"{record['loss']:.4f}", tok_s=f"{tok_s:,.0f}", refresh=False)
-                info = StepInfo(st.global_step, st.total_steps, record["loss"], record["lr"], eval_loss, tok_s, self.model)
+                info = StepInfo(st.global_step, st.total_steps, record["loss"], record["lr"], eval_loss, tok_s,
+                                self.backend.model)
                 for cb in self.callbacks:
                     cb.on_step_end(info)
                 self._check_stop()
@@ -138,7 +142,7 @@ class TrainLoop:
         except KeyboardInterrupt:
             st.loop_time_s += time.perf_counter() - started
             started = time.perf_counter()
-            with _defer_sigint():  # a second Ctrl-C / SIGTERM must not cut the checkpoint short
+            with deferred():  # a second Ctrl-C / SIGTERM must not cut the checkpoint short
                 self.save()
             raise
         finally:
@@ -146,33 +150,31 @@ class TrainLoop:
             bar.close()
         return st
 
-    def _step(self, window: list[list[int]]) -> dict:
+    def _step(self, window: list[RankBatch]) -> dict:
         """One optimizer step over a window of micro-batches (the accumulation window)."""
-        import torch
-
         t0 = time.perf_counter()
-        batches = [self.collate([self.examples[i] for i in idx]) for idx in window]
-        n_targets = sum(count_targets(b) for b in batches)  # on the CPU tensors: no device sync
-        loss_sum = None
-        for batch in batches:
-            loss, _ = token_loss_sum(self.model, to_device(batch, self.device))
-            (loss / max(n_targets, 1)).backward()
-            loss_sum = loss.detach() if loss_sum is None else loss_sum + loss.detach()
-        loss_value = float(loss_sum) / max(n_targets, 1)  # one host sync per step, not per micro-batch
-        self._check_finite(loss_value)
-        lr = self.optimizer.param_groups[0]["lr"]
-        with _defer_sigint():
-            grad_norm = None
-            if self.spec.max_grad_norm is not None:
-                grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.spec.max_grad_norm))
-            self.optimizer.step()
-            self.scheduler.step()
-            self.optimizer.zero_grad(set_to_none=True)
-            tokens = sum(len(self.examples[i]) for idx in window for i in idx)
-            record = self._record_step(window_len=len(window), tokens=tokens, n_targets=n_targets, loss=loss_value,
-                                       lr=lr, grad_norm=grad_norm, started=t0)
+        batches = [self._collate(rank_batch) for rank_batch in window]
+        local_targets = sum(count_targets(b) for b in batches)  # on the CPU tensors: no device sync
+        local_tokens = sum(len(self.examples[i]) for rb in window if not rb.dummy for i in rb.indices)
+        totals = self.backend.step_totals(local_targets, local_tokens)
+        loss_value = self.backend.backward(batches, totals.targets) / max(totals.targets, 1)
+        self._check_finite(loss_value)  # the same global value on every rank: all stop together
+        lr = self.backend.lr()
+        with deferred():
+            grad_norm = self.backend.optimizer_step()
+            record = self._record_step(window_len=len(window), tokens=totals.tokens, n_targets=totals.targets,
+                                       loss=loss_value, lr=lr, grad_norm=grad_norm, started=t0)
         self._log_step(record)
+        if totals.stop_signal:  # every rank finishes this step, then all checkpoint together and stop
+            self._agreed_stop = True
+            raise stop_for(totals.stop_signal)
         return record
+
+    def _collate(self, rank_batch: RankBatch) -> dict:
+        batch = self.collate([self.examples[i] for i in rank_batch.indices])
+        if rank_batch.dummy:  # runs forward and backward like the others, learns nothing
+            batch["labels"] = batch["labels"].new_full(batch["labels"].shape, IGNORE_INDEX)
+        return batch
 
     def _check_finite(self, loss_value: float) -> None:
         if not math.isfinite(loss_value):
@@ -182,7 +184,7 @@ class TrainLoop:
 
     def _record_step(self, *, window_len: int, tokens: int, n_targets: int, loss: float, lr: float,
                      grad_norm: float | None, started: float) -> dict:
-        """Advance the state past a step whose weights just changed (call inside _defer_sigint, so a
+        """Advance the state past a step whose weights just changed (call inside `deferred`, so a
         Ctrl-C never separates the weights from the step counter)."""
         st = self.state
         st.global_step += 1
@@ -206,7 +208,7 @@ class TrainLoop:
                 metrics["grad_norm"] = record["grad_norm"]
             self.tracker.log_metrics(metrics, step=st.global_step)
 
-    def _plan(self, epoch: int) -> list[list[int]]:
+    def _plan(self, epoch: int) -> list[RankBatch]:
         if epoch not in self._plans:
             self._plans = {epoch: self.plan_epoch(epoch)}
         return self._plans[epoch]
@@ -222,11 +224,7 @@ class TrainLoop:
     def _evaluate(self) -> float | None:
         if not self.eval_batches:
             return None
-        self.model.eval()
-        try:
-            loss, _ = evaluate_loss(self.model, self.eval_batches)
-        finally:
-            self.model.train()
+        loss = self.backend.eval_loss(self.eval_batches)
         if loss is not None:
             self.state.eval_history.append({"step": self.state.global_step, "eval_loss": loss})
             self.tracker.log_metrics({"eval_loss": loss}, step=self.state.global_step)
@@ -238,12 +236,18 @@ class TrainLoop:
             self.save()
 
     def save(self) -> Path | None:
-        """Checkpoint the last step boundary (skipped if that exact state is already on disk)."""
+        """Checkpoint the last step boundary (skipped if that exact state is already on disk). With a
+        collective backend, after a KeyboardInterrupt only when every rank agreed to stop at this step
+        (a signal, see `_step`): one raised on a single rank (e.g. by a callback) would leave the others
+        waiting, so then the last `train.save_every` checkpoint is kept."""
+        stopping = isinstance(sys.exc_info()[1], KeyboardInterrupt)
+        if stopping and self.backend.collective and not self._agreed_stop:
+            return None
         if self._saved_step == self.state.global_step:
             return None
-        path = ckpt.save_checkpoint(self.run_dir, self.state.global_step, self.model, self.optimizer,
-                                    self.scheduler, self.state.to_dict(), self._rng)
+        path = self.backend.save_checkpoint(self.run_dir, self.state.global_step, self.state.to_dict(), self._rng)
         self._saved_step = self.state.global_step
+        self.last_checkpoint = path
         return path
 
     def restore_rng(self, rng: dict) -> None:
@@ -251,11 +255,3 @@ class TrainLoop:
         ckpt.restore_rng(rng)
         self._rng = rng
         self._saved_step = self.state.global_step
-
-
-def _defer_sigint():
-    """Hold Ctrl-C and SIGTERM while the weights and the step counter change together
-    (phitune.training.signals.deferred)."""
-    from phitune.training.signals import deferred
-
-    return deferred()

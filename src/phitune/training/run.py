@@ -1,29 +1,27 @@
 """`train(recipe, output_dir) -> RunResult`: the one entry point every local run, Azure component and
-distributed rank calls. It wires the pieces (data, model + method, loop, tracking, outputs) and owns
-the run folder's lifecycle: fresh, resumed, interrupted, finished.
+distributed rank calls. It reads as the phases of a run: run folder, data, model, backend, loop,
+evaluation, consolidation, and the outputs written by the main process. One process and each rank of
+a DeepSpeed run go through the same phases; what differs is the execution backend
+(phitune.training.backend: `SingleProcess`, `DeepSpeedBackend`). It owns the run folder's lifecycle:
+fresh, resumed, interrupted, finished.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-import random
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, NamedTuple, Sequence
 
-from phitune.errors import Problem, TrainError, TrainingInterrupted
+from phitune.errors import TrainingInterrupted
 from phitune.models import run_dir as layout
 
 if TYPE_CHECKING:
     from phitune.recipe.schema import Recipe
 
 log = logging.getLogger("phitune.training")
-
-# Recipe fields a resumed run may change: they do not affect the weights.
-RESUME_MAY_CHANGE = ("name", "description", "tracking.", "eval.", "output.", "target.", "train.eval_every",
-                     "train.save_every", "train.log_every")
 
 
 @dataclass(frozen=True)
@@ -53,6 +51,14 @@ class RunResult:
         return self.metrics.get("eval_after")
 
 
+class RunPaths(NamedTuple):
+    """What every rank needs to know about the run folder that rank 0 opened."""
+
+    final: Path  # where the finished run will be
+    work: Path  # where this run writes (`final`, or a staging sibling while replacing a finished run)
+    resume_from: Path | None
+
+
 def train(recipe, output_dir: str | os.PathLike, *, resume: bool = False, overwrite: bool = False,
           callbacks: Sequence[Any] = (), tracker=None, progress: bool = True) -> RunResult:
     """Train `recipe` (a Recipe, or a path to a recipe file) into `output_dir`.
@@ -61,109 +67,110 @@ def train(recipe, output_dir: str | os.PathLike, *, resume: bool = False, overwr
     overwrite: replace a finished run in `output_dir`; the new run is built beside it and swapped in
     only when complete (phitune.training.run_folder). Without it a finished run there is refused.
     callbacks: objects with `on_step_end(StepInfo)`; raising KeyboardInterrupt there acts as Ctrl-C.
-    tracker: a `phitune.tracking.Tracker` to use instead of the recipe's (e.g. NullTracker on rank != 0).
+    tracker: a `phitune.tracking.Tracker` to use instead of the recipe's (ranks other than 0 never track).
+    With `train.deepspeed`, or as one of several ranks (WORLD_SIZE > 1), this process trains as one
+    rank of a DeepSpeed run; rank 0's RunResult is returned on every rank.
     Raises RecipeError / DataError / ModelError / TrainError for bad input (nothing in `output_dir` is
     touched until the recipe, data and model have all been checked), TrainingInterrupted on Ctrl-C or
-    SIGTERM (after saving a checkpoint; exit code 130 or 143).
+    SIGTERM (exit code 130 or 143; after saving a checkpoint, except on a DeepSpeed run stopped by one
+    rank alone, which keeps its last `train.save_every` checkpoint).
     """
     from phitune.commands.quiet import quiet_libraries
+    from phitune.data.labels import with_task_labels
+    from phitune.host_memory import freed_memory_returned
     from phitune.training.run_folder import FolderScope
     from phitune.training.signals import sigterm_as_interrupt
 
     quiet_libraries()  # Python API users get the CLI's quiet output too (PHITUNE_VERBOSE=1 shows all)
+    recipe = with_task_labels(as_recipe(recipe))  # a classifier head's label set, from data.train unless listed
+    # Held for the run, restored after it: SIGTERM stops like Ctrl-C; freed host memory goes back to
+    # the OS from before the model loads (phitune.host_memory); the backend's scope (a DeepSpeed
+    # rank joins the process group and records stop signals); the run folder's lock.
+    with sigterm_as_interrupt(), freed_memory_returned(), execution_backend(recipe) as backend, \
+            FolderScope() as folders:
+        return _run(recipe, Path(output_dir), backend, folders, resume=resume, overwrite=overwrite,
+                    callbacks=callbacks, tracker=tracker, progress=progress)
 
-    with sigterm_as_interrupt(), FolderScope() as folders:
-        return _train(recipe, output_dir, folders, resume=resume, overwrite=overwrite, callbacks=callbacks,
-                      tracker=tracker, progress=progress)
 
-
-def _train(recipe, output_dir, folders, *, resume: bool, overwrite: bool, callbacks, tracker, progress: bool) -> RunResult:
-    from phitune.data import load_eval_records, load_examples, plan_batches
-    from phitune.data.loader import check_same_data, data_identity
+def _run(recipe: "Recipe", output_dir: Path, backend, folders, *, resume: bool, overwrite: bool, callbacks, tracker,
+         progress: bool) -> RunResult:
+    from phitune.data import load_eval_records, plan_batches
+    from phitune.data.loader import check_same_data
     from phitune.evaluate.run import loss_batches
     from phitune.models.build import load_trainable_model
     from phitune.models.loader import load_tokenizer
-    from phitune.recipe.load import write_resolved
-    from phitune.training import checkpoint as ckpt
-    from phitune.training.device import cpu_threads, place_model
-    from phitune.training.loop import TrainLoop, TrainState
-    from phitune.training.optim import make_optimizer
-    from phitune.training.schedule import make_scheduler, total_steps
-
-    recipe = _as_recipe(recipe)
-    from phitune.data.labels import with_task_labels
-
-    recipe = with_task_labels(recipe)  # a classifier head's label set, from data.train unless listed
-    from phitune.distributed.world import wants_distributed
-
-    if wants_distributed(recipe):  # train.deepspeed or WORLD_SIZE > 1: one rank of a DeepSpeed run
-        from phitune.training.ds_run import train_distributed
-
-        return train_distributed(recipe, output_dir, resume=resume, overwrite=overwrite, callbacks=callbacks,
-                                 tracker=tracker, progress=progress)
-    folder = folders.open(output_dir, resume=resume, overwrite=overwrite)  # checks and locks; writes nothing
-    spec, run_dir = recipe.train, folder.work
-    resume_from = folder.resume_from
-
     from phitune.status import status
+    from phitune.training.checkpoint import STATE_FILE
+    from phitune.training.device import cpu_threads
+    from phitune.training.loop import TrainLoop
+    from phitune.training.resume import interrupted_error
+    from phitune.training.schedule import total_steps
 
-    status(f"reading data: {_data_names(recipe)}")
+    spec = recipe.train
+    progress = progress and backend.is_main  # one progress bar, rank 0's
+
+    # Run folder: rank 0 checks and locks it (nothing in it is written yet); every rank learns where to write.
+    paths = backend.on_main(lambda: open_folder(folders, output_dir, resume=resume, overwrite=overwrite))
+
+    # Data: a resume on changed data is refused before tokenizing; tokenized once into the data cache.
+    status(f"reading data: {data_names(recipe)}")
     tokenizer = load_tokenizer(recipe.model)
-    if resume_from is not None:  # refuse changed data before spending time tokenizing it
-        check_same_data(recipe, resume_from / ckpt.STATE_FILE)
-    # Tokenized once into the data cache, then memory-mapped (phitune.data.cache); eval records re-read by offset.
-    train_examples, eval_examples, report = load_examples(recipe, tokenizer, progress=progress)
+    if paths.resume_from is not None:
+        check_same_data(recipe, paths.resume_from / STATE_FILE)
+    train_examples, eval_examples, report = load_data(recipe, tokenizer, backend, progress)
     records = load_eval_records(recipe, eval_examples) if recipe.eval.before_after else []
-    # Base (quantized for QLoRA), gradient checkpointing, then the method; seeded after loading so the
-    # adapter init is reproducible (phitune.models.build is the one place that knows every method).
+
+    # Model: the base (quantized for QLoRA) with the recipe's method, seeded after loading so the
+    # adapter init is reproducible (phitune.models.build), and the attention its batches need.
     status(f"loading the model: {recipe.model.name} ({recipe.method.type})")
     model = load_trainable_model(recipe)
-    device = place_model(model)
-    folder.begin()  # every check passed: from here on the run folder is written
-    write_resolved(recipe, run_dir / layout.RESOLVED)
+    choose_attention(model, recipe)
 
-    pad_id = tokenizer.pad_token_id
+    # Backend: this process's share of each epoch's batch plan; the optimizer and lr schedule, or the engine.
     lengths = train_examples.lengths()  # the mapped length column: no example is read to plan batches
-    plan_epoch = partial(plan_batches, lengths, spec.batch_size, seed=spec.seed, group_by_length=spec.group_by_length,
-                         packing=spec.packing, max_seq_len=spec.max_seq_len)
-    eval_batches = loss_batches(eval_examples, pad_id, spec.batch_size, spec.max_seq_len)
-    optimizer = make_optimizer(model, spec)
-    steps = total_steps(spec, len(plan_epoch(epoch=0)))
-    scheduler = make_scheduler(optimizer, spec, steps)
-    state = TrainState(total_steps=steps, extra={"fingerprint": _fingerprint(recipe), "data": data_identity(recipe)})
-    rng = None
-    if resume_from is not None:
-        try:
-            saved, rng = ckpt.load_checkpoint(resume_from, model, optimizer, scheduler)
-        except (ValueError, KeyError, OSError) as exc:
-            raise TrainError(f"cannot resume from {resume_from}", [Problem(str(resume_from), str(exc),
-                             "start a new run in another --output folder")]) from None
-        state = TrainState.from_dict(saved)
-        _check_same_training(state.extra.get("fingerprint", {}), recipe, resume_from)
 
-    from phitune.tracking import make_tracker
+    def plan_epoch(epoch: int):
+        return backend.shard_plan(plan_batches(lengths, spec.batch_size, seed=spec.seed, epoch=epoch,
+                                               group_by_length=spec.group_by_length, packing=spec.packing,
+                                               max_seq_len=spec.max_seq_len))
 
-    tracker = tracker or make_tracker(recipe, resume_run_id=state.extra.get("tracking_run_id"))
-    state.extra["tracking_run_id"] = getattr(tracker, "run_id", None)
+    eval_batches = loss_batches(eval_examples, tokenizer.pad_token_id, spec.batch_size, spec.max_seq_len)
+    steps = total_steps(spec, len(plan_epoch(0)))
+    backend.setup(model, recipe, steps)
+    backend.on_main(lambda: begin_run(folders.folder, recipe))  # every check passed: the run folder is written from here
+
+    # Start, or resume (weights, optimizer, schedule, data position and RNG from the checkpoint).
+    state, rng = start_state(recipe, backend, paths.resume_from, steps)
+    tracker = run_tracker(recipe, backend, tracker, state)
     try:
-        with cpu_threads(device) as threads:  # one thread when the CPU is oversubscribed (training/device.py)
-            state.extra["device"], state.extra["cpu_threads"] = str(device), threads
-            if resume_from is None:
-                tracker.log_params(recipe.flat_params())
-                if recipe.eval.before_after:
-                    state.extra["eval_before"] = _evaluate(model, tokenizer, recipe, records, eval_batches, "before",
-                                                           progress)
-            else:
-                log.info("resuming %s from %s (step %d of %d)", run_dir, resume_from.name, state.global_step, steps)
-            loop = TrainLoop(model=model, optimizer=optimizer, scheduler=scheduler, spec=spec, examples=train_examples,
-                             eval_batches=eval_batches, plan_epoch=lambda epoch: plan_epoch(epoch=epoch),
-                             collate=make_collator(recipe, pad_id, model), state=state,
-                             run_dir=run_dir, tracker=tracker, callbacks=callbacks, progress=progress)
-            state = run_loop(loop, rng, tracker, lambda: _interrupted(folder, state))
-            eval_after = (_evaluate(model, tokenizer, recipe, records, eval_batches, "after", progress)
-                          if recipe.eval.before_after else None)
+        # CPU threads: one when other processes already fill every core (training/device.py), restored after.
+        with cpu_threads(backend.device) as threads:
+            state.extra["device"], state.extra["cpu_threads"] = str(backend.device), threads
+            if paths.resume_from is None:
+                tracker.log_params({**recipe.flat_params(), **backend.tracking_params()})
+                if recipe.eval.before_after and backend.runs_generation_eval:
+                    state.extra["eval_before"] = evaluate(backend.model, tokenizer, recipe, records, eval_batches,
+                                                          "before", progress)
+            elif backend.is_main:
+                log.info("resuming %s from %s (step %d of %d) on %d process(es)", paths.work, paths.resume_from.name,
+                         state.global_step, steps, backend.world_size)
+
+            # Loop: optimizer steps to the end, checkpoints on the way and when stopped.
+            loop = TrainLoop(backend=backend, spec=spec, examples=train_examples, eval_batches=eval_batches,
+                             plan_epoch=plan_epoch, collate=make_collator(recipe, tokenizer.pad_token_id, backend.model),
+                             state=state, run_dir=paths.work, tracker=tracker, callbacks=callbacks, progress=progress)
+            state = run_loop(loop, rng, tracker, lambda: interrupted_error(
+                paths.final, loop.last_checkpoint or paths.resume_from, state.global_step, state.total_steps,
+                backend.resume_hint(paths.final)))
+
+            # Evaluate, consolidate the trained weights, and write the outputs (rank 0).
+            eval_after = None
+            if recipe.eval.before_after and backend.runs_generation_eval:
+                eval_after = evaluate(backend.model, tokenizer, recipe, records, eval_batches, "after", progress)
             status("saving the model")
-            return _finish(model, tokenizer, recipe, run_dir, state, report, eval_after, tracker, folder)
+            trained = backend.consolidated_model(recipe)
+            return backend.on_main(lambda: finish(trained, tokenizer, recipe, paths.work, state, report, eval_after,
+                                                  tracker, folders.folder))
     except (TrainingInterrupted, KeyboardInterrupt):
         raise
     except BaseException:
@@ -171,9 +178,146 @@ def _train(recipe, output_dir, folders, *, resume: bool, overwrite: bool, callba
         raise
 
 
-def _finish(model, tokenizer, recipe, run_dir: Path, state, report, eval_after, tracker, folder=None) -> RunResult:
+# --- the phases ------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def execution_backend(recipe) -> Iterator[Any]:
+    """The backend `recipe` trains with, for the length of one run: DeepSpeed when it sets
+    `train.deepspeed` or this process is one of several ranks (WORLD_SIZE > 1), else this process."""
+    from phitune.distributed.world import wants_distributed
+
+    if not wants_distributed(recipe):
+        from phitune.training.backend import SingleProcess
+
+        yield SingleProcess()
+        return
+    from phitune.training.deepspeed_backend import deepspeed_run
+
+    with deepspeed_run() as backend:
+        yield backend
+
+
+def open_folder(folders, output_dir: Path, *, resume: bool, overwrite: bool) -> RunPaths:
+    """Check and lock the run folder (phitune.training.run_folder); nothing in it changes yet."""
+    folder = folders.open(output_dir, resume=resume, overwrite=overwrite)
+    return RunPaths(folder.final, folder.work, folder.resume_from)
+
+
+def begin_run(folder, recipe) -> None:
+    from phitune.recipe.load import write_resolved
+
+    folder.begin()
+    write_resolved(recipe, folder.work / layout.RESOLVED)
+
+
+def load_data(recipe, tokenizer, backend, progress: bool):
+    """(train examples, eval examples, data report), memory-mapped from the data cache. Rank 0
+    tokenizes into the cache while the others wait; then every rank maps the same files."""
+    from phitune.data import load_examples, prepare_data
+    from phitune.data.loader import cache_sharing
+
+    built = backend.on_main(lambda: any(f.built for f in prepare_data(recipe, tokenizer, progress=progress)))
+    train_examples, eval_examples, report = load_examples(recipe, tokenizer)
+    statuses = backend.all_reduce_sum([(1.0 if built else 2.0) if r == backend.rank and backend.is_main else
+                                       (2.0 if r == backend.rank else 0.0) for r in range(backend.world_size)])
+    if backend.is_main:
+        log.info("data cache %s: %s", train_examples.file.key, cache_sharing(statuses))
+    return train_examples, eval_examples, report
+
+
+def own_rows(recipe) -> bool:
+    """Each example needs its own batch row: a classifier head, or prompt learning's virtual tokens."""
+    from phitune.recipe.task import uses_head
+
+    return uses_head(recipe.task) or recipe.method.own_rows
+
+
+def choose_attention(model, recipe) -> bool:
+    """Per-example attention for padding-free rows (models/segment_attention.py) when rows may hold
+    several examples; True if `model` now uses it. Chosen once, when the model is loaded: the
+    collator only reads the choice."""
+    from phitune.models.segment_attention import use_segment_attention
+
+    return not own_rows(recipe) and use_segment_attention(model)
+
+
+def make_collator(recipe: "Recipe", pad_id: int, model):
+    """The training batches' collator: padding-free rows when packing or cheaper, unless each example
+    needs its own row (`own_rows`). It is cheaper more often when `model` attends per example
+    (`choose_attention`)."""
+    from phitune.data import Collator
+    from phitune.models.segment_attention import attends_per_example
+
+    own = own_rows(recipe)
+    width = getattr(getattr(model, "config", None), "hidden_size", None)
+    return Collator(pad_id, packing=recipe.train.packing, padding_free_width=None if own else width,
+                    per_example_attention=not own and attends_per_example(model))
+
+
+def start_state(recipe, backend, resume_from: Path | None, steps: int):
+    """(TrainState, RNG states to continue from or None): fresh, or read back from `resume_from`
+    (refused when the recipe's weight-deciding settings changed since)."""
+    from phitune.data.loader import data_identity
+    from phitune.training.loop import TrainState
+    from phitune.training.resume import check_same_training, fingerprint
+
+    if resume_from is None:
+        extra = {"fingerprint": fingerprint(recipe), **backend.state_extra(), "data": data_identity(recipe)}
+        return TrainState(total_steps=steps, extra=extra), None
+    saved, rng = backend.restore_checkpoint(resume_from)
+    state = TrainState.from_dict(saved)
+    check_same_training(state.extra.get("fingerprint", {}), recipe, resume_from)
+    return state, rng
+
+
+def run_tracker(recipe, backend, tracker, state):
+    """The caller's tracker or the recipe's on rank 0 (continuing a resumed run's); nothing elsewhere."""
+    from phitune.tracking import NullTracker, make_tracker
+
+    if backend.is_main:
+        tracker = tracker or make_tracker(recipe, resume_run_id=state.extra.get("tracking_run_id"))
+    else:
+        tracker = NullTracker()  # only rank 0 tracks, whatever the caller passed
+    state.extra["tracking_run_id"] = getattr(tracker, "run_id", None)
+    return tracker
+
+
+def run_loop(loop, rng, tracker, interrupted):
+    """Run `loop` to its last step, from `rng` when resuming; on Ctrl-C or SIGTERM mark the tracked run
+    KILLED and raise `interrupted()` (a TrainingInterrupted saying where the checkpoint is) with the
+    signal's exit code (130 or 143)."""
+    from phitune.training.signals import exit_code, signal_name
+
+    if rng is not None:
+        loop.restore_rng(rng)
+    try:
+        return loop.run()
+    except KeyboardInterrupt as stop:
+        tracker.close("KILLED")
+        error = interrupted()
+        stopped = TrainingInterrupted(f"{error.summary} (stopped by {signal_name(stop)})", error.problems)
+        stopped.exit_code = exit_code(stop)
+        raise stopped from None
+
+
+def evaluate(model, tokenizer, recipe, records, eval_batches, when: str, progress: bool = False) -> dict:
+    """Before/after evaluation on the held-out records (generation and task metrics, phitune.evaluate)."""
+    from phitune.evaluate.run import evaluate_model
+    from phitune.status import status
+
+    status(f"evaluating {when} training ({len(records)} held-out records)")
+    result = evaluate_model(model, tokenizer, recipe.task.type, records, eval_batches, recipe.eval.max_new_tokens,
+                            progress=progress, desc=f"eval {when}")
+    result.metrics["samples"] = [{k: row[k] for k in ("source", "reference", "prediction", "correct")}
+                                 for row in result.predictions[:5]]
+    return result.metrics
+
+
+def finish(model, tokenizer, recipe, run_dir: Path, state, report, eval_after, tracker, folder=None) -> RunResult:
     """Write the outputs into `run_dir` (metrics.json last), then make it the run in `folder.final`
     (the swap that replaces a finished run happens only here)."""
+    from phitune.model_card import write_run_cards
     from phitune.training.outputs import build_metrics, count_params, plot_loss, save_model_outputs, write_metrics
 
     final_dir = folder.final if folder is not None else run_dir
@@ -182,8 +326,6 @@ def _finish(model, tokenizer, recipe, run_dir: Path, state, report, eval_after, 
                for name, path in save_model_outputs(model, tokenizer, recipe, run_dir).items()}
     metrics = build_metrics(state, trainable=trainable, total=total, data_report=report.to_dict(), outputs=outputs,
                             eval_before=state.extra.get("eval_before"), eval_after=eval_after)
-    from phitune.model_card import write_run_cards
-
     write_run_cards(outputs, recipe, metrics, run_dir)  # README.md in adapter/, model/, merged/
     plot_loss(state.history, state.eval_history, run_dir / "loss.png",
               before_eval_loss=(state.extra.get("eval_before") or {}).get("eval_loss"))
@@ -204,34 +346,13 @@ def _finish(model, tokenizer, recipe, run_dir: Path, state, report, eval_after, 
     return RunResult(final_dir, metrics, outputs, describe, run_id)
 
 
-def _evaluate(model, tokenizer, recipe, records, eval_batches, when: str, progress: bool = False) -> dict:
-    from phitune.evaluate.run import evaluate_model
-    from phitune.status import status
-
-    status(f"evaluating {when} training ({len(records)} held-out records)")
-    result = evaluate_model(model, tokenizer, recipe.task.type, records, eval_batches, recipe.eval.max_new_tokens,
-                            progress=progress, desc=f"eval {when}")
-    result.metrics["samples"] = [{k: row[k] for k in ("source", "reference", "prediction", "correct")}
-                                 for row in result.predictions[:5]]
-    return result.metrics
-
-
-def _data_names(recipe) -> str:
+def data_names(recipe) -> str:
     names = [Path(p).name for p in (recipe.data.train, recipe.data.validation) if p]
     return ", ".join(names) or "(none)"
 
 
-def seed_everything(seed: int) -> None:
-    """python, numpy and torch: model init (LoRA A matrices), dropout and anything else random."""
-    import numpy as np
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def _as_recipe(recipe):
+def as_recipe(recipe):
+    """A Recipe as it is, or the recipe file at that path loaded."""
     from phitune.recipe.schema import Recipe
 
     if isinstance(recipe, Recipe):
@@ -239,59 +360,3 @@ def _as_recipe(recipe):
     from phitune.recipe.load import load_recipe
 
     return load_recipe(recipe)
-
-
-def _fingerprint(recipe) -> dict[str, str]:
-    return {k: v for k, v in recipe.flat_params().items() if not k.startswith(RESUME_MAY_CHANGE)}
-
-
-def _check_same_training(saved: dict, recipe, checkpoint: Path) -> None:
-    now = _fingerprint(recipe)
-    changed = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
-    if changed:
-        raise TrainError(f"the recipe differs from the one that wrote {checkpoint}", [
-            Problem(k, f"was {saved.get(k)} when the checkpoint was written, now {now.get(k)}",
-                    "resume with the same training settings (only tracking, eval, output and *_every may change)")
-            for k in changed])
-
-
-def make_collator(recipe: "Recipe", pad_id: int, model):
-    """The training batches' collator: padding-free rows when packing or cheaper, unless each example
-    needs its own row (a classifier head; prompt learning's virtual tokens). When rows may be
-    padding-free, `model` is switched to per-example attention for them (models/segment_attention.py)."""
-    from phitune.data import Collator
-    from phitune.models.segment_attention import use_segment_attention
-    from phitune.recipe.method import PROMPT_LEARNING
-    from phitune.recipe.task import uses_head
-
-    own_rows = uses_head(recipe.task) or recipe.method.type in PROMPT_LEARNING
-    width = getattr(getattr(model, "config", None), "hidden_size", None)
-    per_example = not own_rows and use_segment_attention(model)
-    return Collator(pad_id, packing=recipe.train.packing, padding_free_width=None if own_rows else width,
-                    per_example_attention=per_example)
-
-
-def run_loop(loop, rng, tracker, interrupted):
-    """Run `loop` to its last step, from `rng` when resuming; on Ctrl-C or SIGTERM mark the tracked run
-    KILLED and raise `interrupted()` (the loop has saved a checkpoint by then) with the signal's exit
-    code (130 or 143)."""
-    from phitune.training.signals import exit_code, signal_name
-
-    if rng is not None:
-        loop.restore_rng(rng)
-    try:
-        return loop.run()
-    except KeyboardInterrupt as stop:
-        tracker.close("KILLED")
-        error = interrupted()
-        stopped = TrainingInterrupted(f"{error.summary} (stopped by {signal_name(stop)})", error.problems)
-        stopped.exit_code = exit_code(stop)
-        raise stopped from None
-
-
-def _interrupted(folder, state) -> TrainingInterrupted:
-    path = folder.work / layout.CHECKPOINTS / f"step-{state.global_step}"
-    return TrainingInterrupted(
-        f"training interrupted at step {state.global_step} of {state.total_steps}; checkpoint saved in {path}",
-        [Problem(str(folder.final), "the run is incomplete",
-                 f"resume with: phitune train RECIPE --output {folder.final} --resume  (Python: train(recipe, out, resume=True))")])
