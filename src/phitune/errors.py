@@ -60,7 +60,9 @@ class TrainError(PhituneError):
 
 
 class TrainingInterrupted(PhituneError):
-    """Ctrl-C during training; a checkpoint was saved first."""
+    """Ctrl-C or SIGTERM stopped training (exit code 130 or 143). The message says where the newest
+    checkpoint to resume from is: usually one saved at the step it stopped after; a DeepSpeed run
+    stopped by one rank alone keeps only its last `train.save_every` checkpoint, or has none."""
 
     exit_code = 130
 

@@ -4,9 +4,12 @@ CPU threads: PyTorch's intra-op threads wait for each other at every op (OpenMP 
 machine is already busy, a waiting thread is descheduled and every op stalls: measured here on a
 2-core machine with a load average of 7-10, the tiny Phi-3 trained 4-18x SLOWER with 2 threads than
 with 1 (e.g. 279 vs ~6,000 tokens/s), and a hidden-256 model 7x slower. So when the load average of
-other processes already fills every core we use one thread; an idle machine keeps PyTorch's default. Results do not
-depend on it (same losses bit for bit with 1 and 2 threads). `OMP_NUM_THREADS` or
-`PHITUNE_CPU_THREADS` set by the user always win.
+other processes already fills every core we use one thread; an idle machine keeps PyTorch's default. Results depend
+on it only through float rounding (some reductions split work by thread): the demo recipe's losses
+with 1 and 2 threads first differ at step 3, in the 7th digit. `OMP_NUM_THREADS` or
+`PHITUNE_CPU_THREADS` set by the user always win. `phitune.train` applies this as a named phase
+(`cpu_threads`, from the evaluation before training to the saved outputs) and restores the
+process's thread count when it ends.
 """
 
 from __future__ import annotations
