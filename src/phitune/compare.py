@@ -70,7 +70,7 @@ def method_overrides(recipe, method: str) -> list[str]:
     run = method_class(method)
     section = {"type": method, **{k: v for k, v in current.items() if k in run.model_fields and k != "type"}}
     scales_linear_only = "feedforward_modules" in run.model_fields  # IA3
-    if scales_linear_only and not isinstance(recipe.method, run) and "target_modules" in section:
+    if scales_linear_only and not isinstance(recipe.method, run) and section.get("target_modules"):
         from phitune.recipe.method import PHI3_FEEDFORWARD
 
         # IA3 scales linear layers only: a LoRA recipe's embed_tokens target (tiny-lora.yaml has one) stays out

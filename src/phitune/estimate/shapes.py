@@ -58,6 +58,8 @@ def model_shape(recipe: "Recipe") -> ModelShape:
     import torch
     from transformers import AutoModelForCausalLM
 
+    from phitune.models.default_modules import with_architecture_modules
+
     config = _load_config(recipe)
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config, trust_remote_code=recipe.model.trust_remote_code)
@@ -71,8 +73,9 @@ def model_shape(recipe: "Recipe") -> ModelShape:
         if match:
             key = next(g for g in match.groups() if g is not None)
             per_layer[key] = per_layer.get(key, 0) + p.numel()
-    trainable = total if recipe.method.trains_all_weights else _trainable_params(model, recipe)
-    targets = set(getattr(recipe.method, "target_modules", None) or [])
+    method = with_architecture_modules(recipe.method, getattr(config, "model_type", None))
+    trainable = total if method.trains_all_weights else _trainable_params(model, method)
+    targets = set(getattr(method, "target_modules", None) or [])
     return ModelShape(
         name=recipe.model.name,
         total_params=total,
@@ -89,15 +92,13 @@ def model_shape(recipe: "Recipe") -> ModelShape:
     )
 
 
-def _trainable_params(model, recipe: "Recipe") -> int:
-    """Apply the method's peft config to the meta model and count what requires grad."""
+def _trainable_params(model, method) -> int:
+    """Apply the method's peft config (module lists filled in) to the meta model and count what requires grad."""
     from peft import get_peft_model
 
     from phitune.models.adapters import peft_config
-
     from phitune.recipe.method import PromptTuningMethod
 
-    method = recipe.method
     if isinstance(method, PromptTuningMethod) and method.init == "text":
         method = method.model_copy(update={"init": "random", "init_text": None})  # same size, no tokenizer
     peft_model = get_peft_model(model, peft_config(method))  # qlora: its LoRA/DoRA adapter

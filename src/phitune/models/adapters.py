@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 
 
 def peft_config(method: "MethodSpec", tokenizer_path: str | None = None):
-    """The PEFT config for an adapter method, or None for full fine-tuning.
+    """The PEFT config for an adapter method, or None for full fine-tuning. Unset module lists should be
+    filled in first (`default_modules.with_architecture_modules`); left unset, peft picks its own.
 
     tokenizer_path: where prompt tuning's `init: text` reads the tokenizer from (the base model folder).
     """
@@ -32,13 +33,16 @@ def peft_config(method: "MethodSpec", tokenizer_path: str | None = None):
 
 
 def apply_method(model, method: "MethodSpec"):
-    """Wrap `model` for training with `method`; returns the model whose trainable params the optimizer gets."""
+    """Wrap `model` for training with `method` (unset module lists: the architecture's default, see
+    phitune.models.default_modules); returns the model whose trainable params the optimizer gets."""
+    from phitune.models.default_modules import with_architecture_modules
     from phitune.models.quantize import loaded_in_kbit
 
     if method.quantized_base and not loaded_in_kbit(model):
         raise ModelError(f"method {method.type} needs a quantized base model", [Problem(
             "method.type", "the model was loaded in full precision, so this would be plain LoRA",
             "load it with phitune.models.build.load_trainable_model(recipe), which quantizes it")])
+    method = with_architecture_modules(method, getattr(model.config, "model_type", None))
     config = peft_config(method, tokenizer_path=getattr(model, "name_or_path", None) or None)
     if config is None:
         for p in model.parameters():
@@ -71,14 +75,14 @@ def _lora(method, _tokenizer_path):
     from peft import LoraConfig, TaskType
 
     return LoraConfig(task_type=TaskType.CAUSAL_LM, r=method.r, lora_alpha=method.alpha, lora_dropout=method.dropout,
-                      target_modules=list(method.target_modules), bias=method.bias, use_dora=method.uses_dora)
+                      target_modules=_names(method.target_modules), bias=method.bias, use_dora=method.uses_dora)
 
 
 def _ia3(method, _tokenizer_path):
     from peft import IA3Config, TaskType
 
-    return IA3Config(task_type=TaskType.CAUSAL_LM, target_modules=list(method.target_modules),
-                     feedforward_modules=list(method.feedforward_modules))
+    return IA3Config(task_type=TaskType.CAUSAL_LM, target_modules=_names(method.target_modules),
+                     feedforward_modules=_names(method.feedforward_modules))
 
 
 def _prompt_tuning(method, tokenizer_path):
@@ -108,19 +112,23 @@ def _loha(method, _tokenizer_path):
     from peft import LoHaConfig, TaskType
 
     return LoHaConfig(task_type=TaskType.CAUSAL_LM, r=method.r, alpha=method.alpha, rank_dropout=method.rank_dropout,
-                      module_dropout=method.module_dropout, target_modules=list(method.target_modules))
+                      module_dropout=method.module_dropout, target_modules=_names(method.target_modules))
 
 
 def _lokr(method, _tokenizer_path):
     from peft import LoKrConfig, TaskType
 
     return LoKrConfig(task_type=TaskType.CAUSAL_LM, r=method.r, alpha=method.alpha, rank_dropout=method.rank_dropout,
-                      module_dropout=method.module_dropout, target_modules=list(method.target_modules),
+                      module_dropout=method.module_dropout, target_modules=_names(method.target_modules),
                       decompose_both=method.decompose_both, decompose_factor=method.decompose_factor)
 
 
 _BUILDERS = {LoraMethod: _lora, DoraMethod: _lora, QloraMethod: _lora, Ia3Method: _ia3,
              PromptTuningMethod: _prompt_tuning, PrefixTuningMethod: _prefix_tuning, LohaMethod: _loha, LokrMethod: _lokr}
+
+
+def _names(modules: list[str] | None) -> list[str] | None:
+    return None if modules is None else list(modules)
 
 
 def _module_names(targets) -> list[str]:

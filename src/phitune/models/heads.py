@@ -63,8 +63,10 @@ def apply_head_method(model, recipe: "Recipe"):
     """`recipe.method` on a head model prepared for training (phitune.models.build), in train mode:
     LoRA/DoRA on the body with the head fully trained, or every weight for method full."""
     from phitune.models.adapters import check_targets, peft_config
+    from phitune.models.default_modules import with_architecture_modules
 
-    config = peft_config(recipe.method, tokenizer_path=getattr(model, "name_or_path", None) or None)
+    method = with_architecture_modules(recipe.method, getattr(model.config, "model_type", None))
+    config = peft_config(method, tokenizer_path=getattr(model, "name_or_path", None) or None)
     if config is None:
         for p in model.parameters():
             p.requires_grad_(True)

@@ -11,7 +11,7 @@ called by the `Recipe` validator.
 from __future__ import annotations
 
 import typing
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Sequence, Union
 
 from pydantic import Field, field_validator, model_validator
 
@@ -20,15 +20,22 @@ from phitune.recipe.base import Conflict, Section
 # Phi-3 fuses q/k/v and gate/up into single projections.
 PHI3_LORA_TARGETS = ("qkv_proj", "o_proj", "gate_up_proj", "down_proj")
 PHI3_FEEDFORWARD = ("down_proj",)
+PHI3_DEFAULT_MODULES = {"target_modules": PHI3_LORA_TARGETS, "feedforward_modules": PHI3_FEEDFORWARD}
 DType = Literal["float32", "bfloat16", "float16"]
+ARCHITECTURE_DEFAULT = (
+    "Unset: the architecture's default, filled in when the model is known (a built-in model: when the recipe "
+    "loads; any other: when the model is built, from its config.model_type). Phi-3 models (model_type phi3, "
+    "the built-in tiny model) get phitune's Phi-3 preset ({phi3}); other architectures get peft's own default "
+    "for the method and model_type (peft.utils.constants TRANSFORMERS_MODELS_TO_*_TARGET_MODULES_MAPPING)."
+)
 
 
-def _targets_field(description: str = "Module name suffixes to adapt; default is the Phi-3 preset."):
-    return Field(default_factory=lambda: list(PHI3_LORA_TARGETS), min_length=1, description=description)
+def _targets_field(what: str = "Module name suffixes to adapt.", phi3: tuple[str, ...] = PHI3_LORA_TARGETS):
+    return Field(None, min_length=1, description=f"{what} {ARCHITECTURE_DEFAULT.format(phi3=', '.join(phi3))}")
 
 
-def _no_empty(value: list[str]) -> list[str]:
-    if any(not name.strip() for name in value):
+def _no_empty(value: list[str] | None) -> list[str] | None:
+    if value is not None and any(not name.strip() for name in value):
         raise ValueError("target_modules contains an empty name")
     return value
 
@@ -66,6 +73,21 @@ class Method(Section):
         """Tokens the method prepends to every input sequence (prompt tuning's virtual tokens)."""
         return 0
 
+    def with_default_modules(self, defaults: dict[str, Sequence[str]]) -> "Method":
+        """This method with its unset module lists (target_modules, feedforward_modules) taken from
+        `defaults` (field name -> module names); itself when it has none unset."""
+        unset = {name: list(modules) for name, modules in defaults.items()
+                 if name in type(self).model_fields and getattr(self, name) is None}
+        if not unset:
+            return self
+        filled = self.model_copy(update=unset)
+        object.__setattr__(filled, "__pydantic_fields_set__", set(self.model_fields_set))  # still the defaults
+        return filled
+
+    def module_conflicts(self) -> list[Conflict]:
+        """Module lists that contradict each other (once the architecture's defaults are filled in)."""
+        return []
+
     @property
     def uses_dora(self) -> bool:
         """The adapter learns DoRA's per-output magnitude vectors."""
@@ -77,7 +99,7 @@ class _RankedUpdate(Method):
 
     r: int = Field(8, ge=1, le=1024, description="Rank of the low-rank update.")
     alpha: float = Field(16.0, gt=0, description="Scaling numerator: the update is scaled by alpha / r.")
-    target_modules: list[str] = _targets_field()
+    target_modules: list[str] | None = _targets_field()
 
     @field_validator("target_modules")
     @classmethod
@@ -167,11 +189,9 @@ class Ia3Method(Method):
 
     type: Literal["ia3"] = "ia3"
     activation_coefficients = (12.0, 6.0, 0.0)
-    target_modules: list[str] = _targets_field("Modules whose activations are rescaled.")
-    feedforward_modules: list[str] = Field(
-        default_factory=lambda: list(PHI3_FEEDFORWARD),
-        description="Target modules treated as feed-forward (their input is scaled, not their output).",
-    )
+    target_modules: list[str] | None = _targets_field("Modules whose activations are rescaled.")
+    feedforward_modules: list[str] | None = _targets_field(
+        "Target modules treated as feed-forward (their input is scaled, not their output).", PHI3_FEEDFORWARD)
 
     @field_validator("target_modules", "feedforward_modules")
     @classmethod
@@ -180,11 +200,19 @@ class Ia3Method(Method):
 
     @model_validator(mode="after")
     def _feedforward_subset(self) -> "Ia3Method":
-        extra = [m for m in self.feedforward_modules if m not in self.target_modules]
-        if extra:
-            raise ValueError(f"method.feedforward_modules must be a subset of method.target_modules: "
-                             f"{', '.join(extra)} is not a target module")
+        conflicts = self.module_conflicts()
+        if conflicts:
+            raise ValueError(conflicts[0].message)
         return self
+
+    def module_conflicts(self) -> list[Conflict]:
+        if self.target_modules is None or self.feedforward_modules is None:
+            return []  # checked again when the architecture's defaults are filled in
+        extra = [m for m in self.feedforward_modules if m not in self.target_modules]
+        if not extra:
+            return []
+        return [Conflict("method.feedforward_modules", f"method.feedforward_modules must be a subset of "
+                         f"method.target_modules: {', '.join(extra)} is not a target module")]
 
 
 class _PromptLearning(Method):

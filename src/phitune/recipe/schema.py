@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from phitune.recipe.base import CONFLICTS, Section
-from phitune.recipe.method import LoraMethod, MethodSpec, method_conflicts
+from phitune.recipe.method import PHI3_DEFAULT_MODULES, LoraMethod, MethodSpec, method_conflicts
 from phitune.recipe.sections import DataSpec, EvalSpec, ModelSpec, OutputSpec, TrackingSpec, TrainSpec
 from phitune.recipe.target import LocalTarget, TargetSpec
 from phitune.recipe.task import ChatTask, TaskSpec, task_conflicts
@@ -31,13 +31,26 @@ class Recipe(Section):
 
     @model_validator(mode="after")
     def _method_fits_the_rest(self) -> "Recipe":
-        conflicts = method_conflicts(self) + task_conflicts(self)
+        recipe = self._with_known_module_defaults()
+        conflicts = recipe.method.module_conflicts() + method_conflicts(recipe) + task_conflicts(recipe)
         if conflicts:
             # One error whose text reads as a sentence; load_recipe turns ctx["conflicts"] into one
             # problem per conflict, each at its own field and YAML line.
             raise PydanticCustomError(CONFLICTS, "{summary}", {
                 "summary": "; ".join(c.message for c in conflicts), "conflicts": [tuple(c) for c in conflicts]})
-        return self
+        return recipe
+
+    def _with_known_module_defaults(self) -> "Recipe":
+        """A built-in model is phitune's tiny Phi-3, so the method's default modules are known now (other
+        models get theirs when built: phitune.models.default_modules)."""
+        if not self.model.is_builtin:
+            return self
+        method = self.method.with_default_modules(PHI3_DEFAULT_MODULES)
+        if method is self.method:
+            return self
+        recipe = self.model_copy(update={"method": method})
+        object.__setattr__(recipe, "__pydantic_fields_set__", set(self.model_fields_set))
+        return recipe
 
     def to_dict(self) -> dict:
         """Every field, secrets included (a SAS data URL keeps its signature): for code that hands the

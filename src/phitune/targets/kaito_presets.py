@@ -54,6 +54,8 @@ def lora_targets(preset: TuningPreset, recipe_targets: list[str], recipe_default
     """The LoRA target modules for `preset`. The recipe's own list is kept when the architecture has
     those modules; phitune's default (the Phi-3 fused names) on another architecture becomes peft's
     default for it. A name the architecture does not have is an error (peft would fail on the cluster)."""
+    if recipe_targets is None:  # unset: the architecture's default, as for phitune's default
+        recipe_targets = recipe_default
     if tuple(recipe_targets) == tuple(recipe_default) and preset.model_type != "phi3" and preset.peft_default_targets:
         return list(preset.peft_default_targets), []
     missing = [m for m in recipe_targets if m.rsplit(".", 1)[-1] not in preset.linear_modules]

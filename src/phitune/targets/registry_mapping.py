@@ -64,7 +64,7 @@ def method_problems(recipe) -> list[Problem]:
                                 "use method.type: lora or full, or target.trainer: phitune"))
     if isinstance(method, LoraMethod):
         preset = recipe_default("method.target_modules")
-        if list(method.target_modules) != list(preset):
+        if method.target_modules is not None and list(method.target_modules) != list(preset):
             problems.append(Problem("method.target_modules", "the registry components choose the LoRA target modules "
                                     "themselves; a custom list cannot be sent", "remove method.target_modules, or "
                                     "use target.trainer: phitune"))
