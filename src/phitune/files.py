@@ -126,3 +126,31 @@ def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
     finally:
         tmp.unlink(missing_ok=True)  # a failed write (disk full) leaves no temporary file
     return path
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """`path` holds all of `text` (UTF-8) or is left as it was; no temporary file outlives the call."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary sibling of `path` to write (`.STEM.tmp-PID.SUFFIX`: a writer that picks the
+    format from the extension still sees it); on success it replaces `path`, and it never outlives
+    the block (a failed write leaves no temporary file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

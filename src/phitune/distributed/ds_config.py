@@ -181,9 +181,9 @@ def _fill_user_config(config: dict, recipe: "Recipe", world_size: int | None, de
             problems.append(Problem(f"{WHERE}: {key}.enabled", "DeepSpeed trains in fp32 on CPU",
                                     f'set {key}.enabled to false or "auto"'))
     zero = config.setdefault("zero_optimization", {"stage": 0})
-    if recipe.method.type == "qlora" and int(zero.get("stage", 0)) == 3:
+    if not recipe.method.zero3_allowed and int(zero.get("stage", 0)) == 3:
         problems.append(Problem(f"{WHERE}: zero_optimization.stage", "ZeRO-3 cannot partition bitsandbytes weights",
-                                "use stage 2 with method.type: qlora, or method.type: lora"))
+                                f"use stage 2 with method.type: {recipe.method.type}, or method.type: lora"))
     if (_offloaded(zero.get("offload_optimizer")) or _offloaded(zero.get("offload_param"))) \
             and config["optimizer"].get("params", {}).get("torch_adam"):
         config.setdefault("zero_force_ds_cpu_optimizer", False)

@@ -7,12 +7,11 @@ metrics.json last: its presence is what says the run completed.
 
 from __future__ import annotations
 
-import os
 from contextlib import contextmanager
 from pathlib import Path
 
 from phitune.models import run_dir as layout
-from phitune.files import atomic_dir, write_json_atomic, writing
+from phitune.files import atomic_dir, atomic_file, write_json_atomic, writing
 
 # Everything a previous run may have left in a run folder (a fresh run into it removes these).
 RUN_ENTRIES = (layout.TOKENIZER, layout.ADAPTER, layout.FULL_MODEL, layout.MERGED, layout.CHECKPOINTS,
@@ -92,13 +91,8 @@ def plot_loss(history: list[dict], eval_history: list[dict], path: Path, before_
     ax.legend()
     fig.tight_layout()
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    with writing("the loss chart", path):
-        try:
-            fig.savefig(tmp)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+    with writing("the loss chart", path), atomic_file(path) as tmp:
+        fig.savefig(tmp)
     return path
 
 
