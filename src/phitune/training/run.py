@@ -75,13 +75,13 @@ def train(recipe, output_dir: str | os.PathLike, *, resume: bool = False, overwr
     SIGTERM (exit code 130 or 143; after saving a checkpoint, except on a DeepSpeed run stopped by one
     rank alone, which keeps its last `train.save_every` checkpoint).
     """
-    from phitune.commands.quiet import quiet_libraries
     from phitune.data.labels import with_task_labels
     from phitune.host_memory import freed_memory_returned
+    from phitune.process import configure_process
     from phitune.training.run_folder import FolderScope
     from phitune.training.signals import sigterm_as_interrupt
 
-    quiet_libraries()  # Python API users get the CLI's quiet output too (PHITUNE_VERBOSE=1 shows all)
+    configure_process()  # Python API users get the CLI's quiet, redacted logs too (PHITUNE_VERBOSE=1 shows all)
     recipe = with_task_labels(as_recipe(recipe))  # a classifier head's label set, from data.train unless listed
     # Held for the run, restored after it: SIGTERM stops like Ctrl-C; freed host memory goes back to
     # the OS from before the model loads (phitune.host_memory); the backend's scope (a DeepSpeed
