@@ -29,7 +29,8 @@ PEFT_MAPPINGS = {
 def default_modules(method: Method, model_type: str | None) -> dict[str, list[str]]:
     """Module field -> the architecture's default module names for `method` (only the fields it has)."""
     if model_type in PHI3_MODEL_TYPES:
-        return {name: list(modules) for name, modules in PHI3_DEFAULT_MODULES.items() if name in type(method).model_fields}
+        fields = type(method).model_fields
+        return {name: list(modules) for name, modules in PHI3_DEFAULT_MODULES.items() if name in fields}
     from peft.utils import constants
 
     out = {}

@@ -60,13 +60,13 @@ class Method(Section):
     lora_adapter: ClassVar[bool] = False
     """Trains a peft LoRA adapter (LoraConfig; DoRA and QLoRA included)."""
     plain_lora: ClassVar[bool] = False
-    """Its adapter is plain LoRA A·B on a full-precision base: separable, so several can share one base."""
+    """Plain LoRA A·B on a full-precision base: a separable adapter (several can share one base)."""
     qlora_variant: ClassVar[bool] = False
     """QLoRA can train the same adapter on a 4-bit base (method.type: qlora, same method.adapter)."""
     activation_coefficients: ClassVar[tuple[float, float, float]] = (14.0, 5.0, 0.0)
-    """(c_h, c_i, c_0): activation elements saved per token, per layer (h, MLP width) and once (phitune.estimate.memory)."""
+    """(c_h, c_i, c_0): activation elements saved per token and layer (x h, x MLP width) and once (estimate.memory)."""
     weight_sized_update: ClassVar[float] = 0.0
-    """Weight-sized elements built per step, times sum(in*out) of the adapted layers (the materialised update)."""
+    """Elements built per step, as a multiple of sum(in*out) of the adapted layers (a materialised update)."""
 
     @property
     def input_tokens_added(self) -> int:
