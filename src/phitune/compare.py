@@ -191,10 +191,11 @@ def markdown_table(result: Comparison) -> str:
 def plot(rows: list[dict], path: Path, curves: dict[str, dict] | None = None) -> Path:
     """compare.png: train and eval loss against steps for every method on one chart, bars on linear
     axes starting at zero (so a 2 % difference looks like 2 %), and the table beside them. Headless."""
+    from phitune.files import atomic_file
+
     fig = build_figure(rows, curves or {})
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    fig.savefig(tmp)
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp)
     return path
 
 

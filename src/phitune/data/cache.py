@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from phitune.files import write_text_atomic
 from phitune.local_cache import cache_root, exclusive_lock
 
 FORMAT_VERSION = 1
@@ -50,10 +51,7 @@ def content_hash(path: str | os.PathLike) -> str:
             digest.update(block)
     value = digest.hexdigest()
     with contextlib.suppress(OSError):
-        memo.parent.mkdir(parents=True, exist_ok=True)
-        tmp = memo.with_name(f"{memo.name}.tmp-{os.getpid()}")
-        tmp.write_text(value)
-        os.replace(tmp, memo)
+        write_text_atomic(memo, value)
     return value
 
 

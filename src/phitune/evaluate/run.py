@@ -104,15 +104,12 @@ def _counted(batches, on_batch):
 
 def write_eval(result: EvalResult, eval_json: str | os.PathLike, extra: dict | None = None) -> tuple[Path, Path]:
     """eval.json (metrics) and, beside it, <stem>-predictions.jsonl; both replaced atomically."""
-    from phitune.files import write_json_atomic
+    from phitune.files import atomic_file, write_json_atomic
 
     eval_json = Path(eval_json)
     preds = eval_json.with_name(f"{eval_json.stem}-predictions.jsonl")
-    tmp = preds.with_name(f".{preds.name}.tmp-{os.getpid()}")
-    preds.parent.mkdir(parents=True, exist_ok=True)
-    with tmp.open("w", encoding="utf-8") as fh:
+    with atomic_file(preds) as tmp, tmp.open("w", encoding="utf-8") as fh:
         for row in result.predictions:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(tmp, preds)
     write_json_atomic(eval_json, {**(extra or {}), "metrics": result.metrics, "predictions": str(preds.name)})
     return eval_json, preds

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -93,24 +91,14 @@ def build_tiny_model(out_dir: str | os.PathLike, spec: TinySpec = TinySpec(), pr
     ]
     model.generation_config.pad_token_id = config.pad_token_id
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        from phitune.lazy_imports import no_deepspeed_probe
+    from phitune.files import atomic_dir
+    from phitune.lazy_imports import no_deepspeed_probe
 
+    with atomic_dir(out) as tmp:  # with the umask's modes, not mkdtemp's 0700 / safetensors' 0600
         with no_deepspeed_probe():  # saving would import DeepSpeed (and with it mlflow) for nothing
             model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         (tmp / "phitune_tiny.json").write_text(json.dumps({**asdict(spec), "vocab_size": vocab}, indent=2))
-        from phitune.files import follow_umask
-
-        follow_umask(tmp)  # the umask's modes, not mkdtemp's 0700 / safetensors' 0600
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 

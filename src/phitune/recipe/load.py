@@ -68,12 +68,9 @@ def load_recipe(
 
 def write_resolved(recipe: Recipe, path: str | os.PathLike) -> Path:
     """Write `resolved_recipe.json` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(recipe.resolved_json())
-    os.replace(tmp, path)
-    return path
+    from phitune.files import write_text_atomic
+
+    return write_text_atomic(path, recipe.resolved_json())
 
 
 def recipe_json_schema() -> dict:
