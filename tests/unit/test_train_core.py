@@ -12,7 +12,8 @@ import torch
 
 from phitune.evaluate.metrics import compute_metrics, is_correct, metric_names, perplexity, register_metric
 from phitune.recipe.sections import TrainSpec
-from phitune.tracking import NullTracker, Tracker, redact_params, redact_uri
+from phitune.redact import redact, redact_params
+from phitune.tracking import NullTracker, Tracker
 from phitune.training import checkpoint as ckpt
 from phitune.models.loss import count_targets, token_loss_sum
 from phitune.training.schedule import lr_factor, make_scheduler, total_steps, warmup_steps
@@ -129,8 +130,8 @@ def test_secrets_never_reach_tracking():
     assert params["train.lr"] == "0.001" and params["eval.max_new_tokens"] == "8"
     assert params["target.sas_token"] == params["target.api_key"] == "REDACTED"
     assert params["data.train"] == "https://x/y?sv=1&sig=REDACTED"
-    assert redact_uri("https://user:pw@host:5000/path?sig=s") == "https://user:REDACTED@host:5000/path?sig=REDACTED"
-    assert redact_uri("sqlite:///tmp/x.db") == "sqlite:///tmp/x.db"
+    assert redact("https://user:pw@host:5000/path?sig=s") == "https://user:REDACTED@host:5000/path?sig=REDACTED"
+    assert redact("sqlite:///tmp/x.db") == "sqlite:///tmp/x.db"
     assert isinstance(NullTracker(), Tracker)
 
 
