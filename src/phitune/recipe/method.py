@@ -293,7 +293,6 @@ MethodSpec = Annotated[
           LohaMethod, LokrMethod],
     Field(discriminator="type"),
 ]
-PROMPT_LEARNING = ("prompt_tuning", "prefix_tuning")  # superseded by Method.own_rows; kept while callers move
 
 
 def method_classes() -> dict[str, type[Method]]:
