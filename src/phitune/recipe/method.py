@@ -30,8 +30,10 @@ ARCHITECTURE_DEFAULT = (
 )
 
 
-def _targets_field(what: str = "Module name suffixes to adapt.", phi3: tuple[str, ...] = PHI3_LORA_TARGETS):
-    return Field(None, min_length=1, description=f"{what} {ARCHITECTURE_DEFAULT.format(phi3=', '.join(phi3))}")
+def _targets_field(what: str = "Module name suffixes to adapt.", phi3: tuple[str, ...] = PHI3_LORA_TARGETS,
+                   min_length: int | None = 1):
+    return Field(None, min_length=min_length,
+                 description=f"{what} {ARCHITECTURE_DEFAULT.format(phi3=', '.join(phi3))}")
 
 
 def _no_empty(value: list[str] | None) -> list[str] | None:
@@ -191,7 +193,8 @@ class Ia3Method(Method):
     activation_coefficients = (12.0, 6.0, 0.0)
     target_modules: list[str] | None = _targets_field("Modules whose activations are rescaled.")
     feedforward_modules: list[str] | None = _targets_field(
-        "Target modules treated as feed-forward (their input is scaled, not their output).", PHI3_FEEDFORWARD)
+        "Target modules treated as feed-forward (their input is scaled, not their output).", PHI3_FEEDFORWARD,
+        min_length=None)  # none is fine: every target's output is scaled
 
     @field_validator("target_modules", "feedforward_modules")
     @classmethod
