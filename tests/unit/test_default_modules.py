@@ -63,6 +63,8 @@ def test_phi3_keeps_phitunes_preset():
 def test_explicit_targets_are_kept_and_unknown_architectures_ask_for_them():
     method = _method("some-org/llama", type="lora", target_modules=["q_proj", "k_proj"])
     assert _adapted(apply_method(_model(LlamaConfig), method)) == {"q_proj", "k_proj"}
+    ia3 = _method("some-org/llama", type="ia3", target_modules=["q_proj"], feedforward_modules=[])
+    assert apply_method(_model(LlamaConfig), ia3).peft_config["default"].feedforward_modules == set()
     with pytest.raises(RecipeError) as err:
         default_modules(_method("some-org/x", type="lora"), "no-such-architecture")
     assert err.value.problems[0].location == "method.target_modules"
