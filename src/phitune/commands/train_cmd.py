@@ -25,9 +25,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from phitune.commands.quiet import quiet_libraries
-
-    quiet_libraries(args.verbose)
     recipe = load_recipe_from_args(args)
     from phitune.lazy_imports import skip_bitsandbytes_for
 
@@ -37,11 +34,11 @@ def run(args) -> int:
     from phitune.training.run import train
 
     if args.nproc is not None:
-        from phitune.training import launch
+        from phitune.distributed import launcher as launch
 
         launch.check_nproc(args.nproc)
         if launch.should_launch(args.nproc):  # not already a rank (torchrun / Azure set RANK)
-            from phitune.training.ds_run import check_launchable
+            from phitune.training.deepspeed_backend import check_launchable
 
             check_launchable(recipe, out, args.resume, args.overwrite)
             print(f"training {recipe.name}: {recipe.method.type} on {recipe.model.name} -> {out} "
