@@ -90,3 +90,19 @@ def test_peft_and_training_see_the_switch(tiny_model_dir):
                          load_recipe({"data": {"train": "t"}}).method)
     assert not attends_per_example(model)
     assert use_segment_attention(model) and attends_per_example(model)
+
+
+@pytest.mark.parametrize("overrides, chosen", [({}, True), ({"method": {"type": "prompt_tuning"}}, False)])
+def test_training_chooses_the_attention_when_the_model_loads_and_the_collator_only_reads_it(overrides, chosen,
+                                                                                             tiny_model_dir):
+    from transformers import AutoModelForCausalLM
+
+    from phitune.models.segment_attention import attends_per_example
+    from phitune.recipe import load_recipe
+    from phitune.training.run import choose_attention, make_collator
+
+    recipe = load_recipe({"data": {"train": "t"}, **overrides})
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    assert not make_collator(recipe, 0, model).per_example_attention and not attends_per_example(model)
+    assert choose_attention(model, recipe) is chosen and attends_per_example(model) is chosen
+    assert make_collator(recipe, 0, model).per_example_attention is chosen
