@@ -3,9 +3,9 @@ which backend it talks to, and distributed ranks other than 0 get the `NullTrack
 
 MLflow is the default: `MLFLOW_TRACKING_URI` when set, else `sqlite:///<cwd>/mlruns.db` with
 artifacts under `./mlruns` (works offline; the file store is in maintenance mode). `tracking: none`
-gives the null tracker. mlflow is imported only when a run actually tracks (it costs seconds), with
-its telemetry turned off first. Metrics are buffered and sent in batches: one sqlite round-trip
-per optimizer step would cost more than a tiny model's whole step.
+gives the null tracker. mlflow is imported only when a run actually tracks (it costs seconds); its
+telemetry and logs are switched off by phitune.process at the entry points. Metrics are buffered and
+sent in batches: one sqlite round-trip per optimizer step would cost more than a tiny model's whole step.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Protocol, runtime_checkable
 
-from phitune.redact import REDACTED, redact, redact_params  # noqa: F401  (redact_params, REDACTED re-exported)
+from phitune.redact import redact, redact_params
 
 if TYPE_CHECKING:
     from phitune.recipe.schema import Recipe
@@ -64,7 +64,6 @@ class MlflowTracker:
 
     def __init__(self, experiment: str, run_name: str | None = None, uri: str | None = None,
                  resume_run_id: str | None = None):
-        _quiet_mlflow()
         from mlflow.tracking import MlflowClient
 
         self.uri = uri or default_tracking_uri()
@@ -132,7 +131,7 @@ class MlflowTracker:
             self._client.set_terminated(self.run_id, status=status)
 
     def describe(self) -> str:
-        return f"MLflow run {self.run_id} (experiment id {self.experiment_id}) at {redact_uri(self.uri)}"
+        return f"MLflow run {self.run_id} (experiment id {self.experiment_id}) at {redact(self.uri)}"
 
 
 def make_tracker(recipe: "Recipe", rank: int = 0, resume_run_id: str | None = None) -> Tracker:
@@ -155,18 +154,3 @@ def tracking_home() -> Path:
     home = os.environ.get("PHITUNE_TRACKING_HOME")
     return Path(home) if home else Path.cwd()
 
-
-def redact_uri(uri: str) -> str:
-    """A tracking URI fit to print (password and SAS signature redacted)."""
-    return redact(uri)
-
-
-def _quiet_mlflow() -> None:
-    """Turn off telemetry and noisy logs before the first `import mlflow`."""
-    # mlflow 3.17 reads MLFLOW_DISABLE_TELEMETRY, or DO_NOT_TRACK only when it equals "true"
-    # (so DO_NOT_TRACK=1 does NOT turn it off, and MLFLOW_ENABLE_TELEMETRY is not read at all).
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    import logging
-
-    for name in ("mlflow", "alembic", "alembic.runtime.migration"):
-        logging.getLogger(name).setLevel(logging.WARNING)
