@@ -39,7 +39,7 @@ def run(args) -> int:
     status = handle.status() if args.dry_run or recipe.target.type in LOCAL_TARGET_TYPES else "submitted"
     print(f"{status}: {handle.id}")
     if recipe.target.type == "local" and getattr(handle, "run_dir", None) is not None:
-        from phitune.commands.train_cmd import run_dir_summary
+        from phitune.run_summary import run_dir_summary
 
         print(run_dir_summary(handle.run_dir, getattr(handle, "tracking", None)))  # as `phitune train` prints it
     if handle.url:

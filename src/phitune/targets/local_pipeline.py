@@ -209,7 +209,7 @@ def outcome(steps: list[Step], run_dir: Path | None) -> str:
 
     lines = []
     if run_dir is not None and (Path(run_dir) / "metrics.json").is_file():
-        from phitune.commands.train_cmd import run_dir_summary
+        from phitune.run_summary import run_dir_summary
 
         lines.append(run_dir_summary(run_dir))
     for step in steps:
