@@ -8,7 +8,7 @@ nothing is learned), so batching, length checks and reporting need nothing new:
   pools (the rightmost non-padding token);
 - token classification: each word's tag id sits on its first sub-token; other sub-tokens are -100.
 The chat template always puts a role marker before the user text, so position 0 is never labelled
-(train.loss counts targets after the causal shift; see phitune.training.head_loss).
+(models/loss.py counts targets after the causal shift; see phitune.models.head_loss).
 """
 
 from __future__ import annotations

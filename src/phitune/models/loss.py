@@ -46,7 +46,7 @@ def token_loss_sum(model, batch):
     import torch.nn.functional as F
 
     if is_head_model(model):  # task.head: classifier: the head's cross-entropy, not the LM's
-        from phitune.training.head_loss import head_loss_sum
+        from phitune.models.head_loss import head_loss_sum
 
         return head_loss_sum(model, batch)
     if not attends_per_example(model):  # per-example attention: one long row costs no more than several
@@ -128,8 +128,6 @@ def evaluate_loss(model, batches) -> tuple[float | None, int]:
     """Mean token loss over collated batches (no grad, eval mode restored by the caller)."""
     import torch
 
-    from phitune.training.device import to_device
-
     device = next(model.parameters()).device
     total, count = 0.0, 0
     with torch.no_grad():
@@ -138,3 +136,10 @@ def evaluate_loss(model, batches) -> tuple[float | None, int]:
             total += float(loss)
             count += n
     return (total / count if count else None), count
+
+
+def to_device(batch: dict, device) -> dict:
+    """A collated batch on `device` (a no-op on the CPU, which is where collate builds it)."""
+    if device is None or device.type == "cpu":
+        return batch
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}

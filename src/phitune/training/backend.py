@@ -96,7 +96,7 @@ class SingleProcess:
         """Backpropagate each micro-batch's summed token loss / the window's label tokens; the
         window's summed loss (one host sync per step, not per micro-batch)."""
         from phitune.models.loss import token_loss_sum
-        from phitune.training.device import to_device
+        from phitune.models.loss import to_device
 
         loss_sum = None
         for batch in batches:

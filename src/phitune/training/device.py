@@ -36,13 +36,6 @@ def place_model(model):
     return device
 
 
-def to_device(batch: dict, device) -> dict:
-    """A collated batch on `device` (a no-op on the CPU, which is where collate builds it)."""
-    if device is None or device.type == "cpu":
-        return batch
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-
-
 @contextlib.contextmanager
 def cpu_threads(device) -> Iterator[int]:
     """Yield the intra-op thread count used while training; restore the previous one afterwards."""
