@@ -134,13 +134,22 @@ class MlflowTracker:
         return f"MLflow run {self.run_id} (experiment id {self.experiment_id}) at {redact(self.uri)}"
 
 
-def make_tracker(recipe: "Recipe", rank: int = 0, resume_run_id: str | None = None) -> Tracker:
+def make_tracker(recipe: "Recipe", rank: int = 0, resume_run_id: str | None = None, background: bool = True) -> Tracker:
     """The tracker a recipe asks for. Only rank 0 tracks. `resume_run_id` continues that MLflow run
-    when it still exists in the store (a resumed training run)."""
+    when it still exists in the store (a resumed training run). MLflow starts on a thread of its own at the first call
+    (phitune.background_tracking) unless `background=False`: opening the store costs seconds."""
     if rank != 0 or recipe.tracking.backend == "none":
         return NullTracker()
-    return MlflowTracker(recipe.tracking.experiment, run_name=recipe.tracking.run_name or recipe.name,
-                         resume_run_id=resume_run_id)
+
+    def start() -> MlflowTracker:
+        return MlflowTracker(recipe.tracking.experiment, run_name=recipe.tracking.run_name or recipe.name,
+                             resume_run_id=resume_run_id)
+
+    if not background:
+        return start()
+    from phitune.background_tracking import BackgroundTracker
+
+    return BackgroundTracker(start)
 
 
 def default_tracking_uri() -> str:

@@ -103,3 +103,18 @@ def test_a_logging_failure_stops_later_calls():
         tracker.log_artifact("metrics.json")  # waits for the queue, so the failure is known here
     with pytest.raises(RuntimeError, match="closed"):
         tracker.log_metrics({"loss": 0.5}, step=2)
+
+
+def test_a_tracker_closed_before_any_call_creates_no_run(tmp_path, monkeypatch):
+    """A run stopped by bad data before logging anything leaves no FAILED run behind."""
+    monkeypatch.chdir(tmp_path)
+    started = []
+
+    def start():
+        started.append(True)
+        return MlflowTracker("bg", uri=_store(tmp_path))
+
+    tracker = BackgroundTracker(start)
+    tracker.close("FAILED")
+    assert started == [] and not (tmp_path / "mlruns.db").exists()
+    assert tracker.run_id is None

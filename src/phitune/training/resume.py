@@ -32,6 +32,17 @@ def check_same_training(saved: dict, recipe, checkpoint: Path) -> None:
             for k in changed])
 
 
+def saved_tracking_run_id(state_file: Path) -> str | None:
+    """The tracked run a checkpoint's run logged to (its trainer state's extra.tracking_run_id), read
+    before the checkpoint is loaded so that tracking can start early; None if unreadable."""
+    import json
+
+    try:
+        return json.loads(Path(state_file).read_text(encoding="utf-8")).get("extra", {}).get("tracking_run_id")
+    except (OSError, ValueError, AttributeError):
+        return None  # the checkpoint itself is checked, with a clear error, when it is loaded
+
+
 def interrupted_error(final_dir: Path, checkpoint: Path | None, step: int, total_steps: int,
                       resume_hint: str) -> TrainingInterrupted:
     """The error a stopped run ends with: where its newest checkpoint is and how to resume from it

@@ -94,6 +94,23 @@ def train(recipe, output_dir: str | os.PathLike, *, resume: bool = False, overwr
 
 def _run(recipe: "Recipe", output_dir: Path, backend, folders, *, resume: bool, overwrite: bool, callbacks, tracker,
          progress: bool) -> RunResult:
+    progress = progress and backend.is_main  # one progress bar, rank 0's
+
+    # Run folder: rank 0 checks and locks it (nothing in it is written yet); every rank learns where to write.
+    paths = backend.on_main(lambda: open_folder(folders, output_dir, resume=resume, overwrite=overwrite))
+    # Tracking: MLflow opens its run on a thread of its own at the first call (phitune.background_tracking),
+    # so bad data or a bad model stops the run before any tracked run exists.
+    tracker = run_tracker(recipe, backend, tracker, paths.resume_from)
+    try:
+        return _phases(recipe, backend, folders, paths, tracker, callbacks=callbacks, progress=progress)
+    except (TrainingInterrupted, KeyboardInterrupt):
+        raise
+    except BaseException:
+        tracker.close("FAILED")
+        raise
+
+
+def _phases(recipe: "Recipe", backend, folders, paths: RunPaths, tracker, *, callbacks, progress: bool) -> RunResult:
     from phitune.data import load_eval_records, plan_batches
     from phitune.data.loader import check_same_data
     from phitune.evaluate.run import loss_batches
@@ -107,10 +124,6 @@ def _run(recipe: "Recipe", output_dir: Path, backend, folders, *, resume: bool, 
     from phitune.training.schedule import total_steps
 
     spec = recipe.train
-    progress = progress and backend.is_main  # one progress bar, rank 0's
-
-    # Run folder: rank 0 checks and locks it (nothing in it is written yet); every rank learns where to write.
-    paths = backend.on_main(lambda: open_folder(folders, output_dir, resume=resume, overwrite=overwrite))
 
     # Data: a resume on changed data is refused before tokenizing; tokenized once into the data cache.
     status(f"reading data: {data_names(recipe)}")
@@ -141,41 +154,35 @@ def _run(recipe: "Recipe", output_dir: Path, backend, folders, *, resume: bool, 
 
     # Start, or resume (weights, optimizer, schedule, data position and RNG from the checkpoint).
     state, rng = start_state(recipe, backend, paths.resume_from, steps)
-    tracker = run_tracker(recipe, backend, tracker, state)
-    try:
-        # CPU threads: one when other processes already fill every core (training/device.py), restored after.
-        with cpu_threads(backend.device) as threads:
-            state.extra["device"], state.extra["cpu_threads"] = str(backend.device), threads
-            if paths.resume_from is None:
-                tracker.log_params({**recipe.flat_params(), **backend.tracking_params()})
-                if recipe.eval.before_after and backend.runs_generation_eval:
-                    state.extra["eval_before"] = evaluate(backend.model, tokenizer, recipe, records, eval_batches,
-                                                          "before", progress)
-            elif backend.is_main:
-                log.info("resuming %s from %s (step %d of %d) on %d process(es)", paths.work, paths.resume_from.name,
-                         state.global_step, steps, backend.world_size)
-
-            # Loop: optimizer steps to the end, checkpoints on the way and when stopped.
-            loop = TrainLoop(backend=backend, spec=spec, examples=train_examples, eval_batches=eval_batches,
-                             plan_epoch=plan_epoch, collate=make_collator(recipe, tokenizer.pad_token_id, backend.model),
-                             state=state, run_dir=paths.work, tracker=tracker, callbacks=callbacks, progress=progress)
-            state = run_loop(loop, rng, tracker, lambda: interrupted_error(
-                paths.final, loop.last_checkpoint or paths.resume_from, state.global_step, state.total_steps,
-                backend.resume_hint(paths.final)))
-
-            # Evaluate, consolidate the trained weights, and write the outputs (rank 0).
-            eval_after = None
+    # CPU threads: one when other processes already fill every core (training/device.py), restored after.
+    with cpu_threads(backend.device) as threads:
+        state.extra["device"], state.extra["cpu_threads"] = str(backend.device), threads
+        if paths.resume_from is None:
+            tracker.log_params({**recipe.flat_params(), **backend.tracking_params()})
             if recipe.eval.before_after and backend.runs_generation_eval:
-                eval_after = evaluate(backend.model, tokenizer, recipe, records, eval_batches, "after", progress)
-            status("saving the model")
-            trained = backend.consolidated_model(recipe)
-            return backend.on_main(lambda: finish(trained, tokenizer, recipe, paths.work, state, report, eval_after,
-                                                  tracker, folders.folder))
-    except (TrainingInterrupted, KeyboardInterrupt):
-        raise
-    except BaseException:
-        tracker.close("FAILED")
-        raise
+                state.extra["eval_before"] = evaluate(backend.model, tokenizer, recipe, records, eval_batches,
+                                                      "before", progress)
+        elif backend.is_main:
+            log.info("resuming %s from %s (step %d of %d) on %d process(es)", paths.work, paths.resume_from.name,
+                     state.global_step, steps, backend.world_size)
+        state.extra["tracking_run_id"] = getattr(tracker, "run_id", None)  # waits for tracking to have started
+
+        # Loop: optimizer steps to the end, checkpoints on the way and when stopped.
+        loop = TrainLoop(backend=backend, spec=spec, examples=train_examples, eval_batches=eval_batches,
+                         plan_epoch=plan_epoch, collate=make_collator(recipe, tokenizer.pad_token_id, backend.model),
+                         state=state, run_dir=paths.work, tracker=tracker, callbacks=callbacks, progress=progress)
+        state = run_loop(loop, rng, tracker, lambda: interrupted_error(
+            paths.final, loop.last_checkpoint or paths.resume_from, state.global_step, state.total_steps,
+            backend.resume_hint(paths.final)))
+
+        # Evaluate, consolidate the trained weights, and write the outputs (rank 0).
+        eval_after = None
+        if recipe.eval.before_after and backend.runs_generation_eval:
+            eval_after = evaluate(backend.model, tokenizer, recipe, records, eval_batches, "after", progress)
+        status("saving the model")
+        trained = backend.consolidated_model(recipe)
+        return backend.on_main(lambda: finish(trained, tokenizer, recipe, paths.work, state, report, eval_after,
+                                              tracker, folders.folder))
 
 
 # --- the phases ------------------------------------------------------------------------------------
@@ -271,16 +278,19 @@ def start_state(recipe, backend, resume_from: Path | None, steps: int):
     return state, rng
 
 
-def run_tracker(recipe, backend, tracker, state):
-    """The caller's tracker or the recipe's on rank 0 (continuing a resumed run's); nothing elsewhere."""
+def run_tracker(recipe, backend, tracker, resume_from: Path | None):
+    """The caller's tracker or the recipe's on rank 0 (continuing the tracked run of the checkpoint
+    resumed from); nothing elsewhere."""
     from phitune.tracking import NullTracker, make_tracker
+    from phitune.training.checkpoint import STATE_FILE
+    from phitune.training.resume import saved_tracking_run_id
 
-    if backend.is_main:
-        tracker = tracker or make_tracker(recipe, resume_run_id=state.extra.get("tracking_run_id"))
-    else:
-        tracker = NullTracker()  # only rank 0 tracks, whatever the caller passed
-    state.extra["tracking_run_id"] = getattr(tracker, "run_id", None)
-    return tracker
+    if not backend.is_main:
+        return NullTracker()  # only rank 0 tracks, whatever the caller passed
+    if tracker is not None:
+        return tracker
+    run_id = saved_tracking_run_id(resume_from / STATE_FILE) if resume_from is not None else None
+    return make_tracker(recipe, resume_run_id=run_id)
 
 
 def run_loop(loop, rng, tracker, interrupted):
