@@ -27,6 +27,13 @@ DeepSpeed (checked against 0.19.8, the pin in pyproject.toml):
   them to a file);
 - the config key `managed_gradient_accumulation` (phitune steps the optimizer once per accumulation
   window it chose), read by DeepSpeed's config parser.
+
+transformers (checked against 5.23.0, the pin in pyproject.toml):
+- the attention implementation a loaded model's config holds (`config._attn_implementation`; the
+  public `set_attn_implementation` changes it but nothing public reads it), which decides whether
+  padding-free rows may hold several examples (phitune.models.segment_attention);
+- `config._name_or_path`, where `from_pretrained` records the folder a model came from; a quantized
+  model that phitune loads tensor by tensor sets it the same way, so the tokenizer is found beside it.
 """
 
 from __future__ import annotations
@@ -158,3 +165,21 @@ def deepspeed_zero3_state_dict(engine) -> dict:
     """Collective under ZeRO-3: every trainable weight of `engine`, gathered from the ranks'
     partitions, on rank 0 (other ranks get an empty dict); frozen weights are left out."""
     return engine._zero3_consolidated_16bit_state_dict(exclude_frozen_parameters=True)
+
+
+# ---------------------------------------------------------------------------------------------------
+# transformers
+# ---------------------------------------------------------------------------------------------------
+TRANSFORMERS_CHECKED = "5.23.0"
+# Private attributes of transformers' PretrainedConfig used below; the contract test checks each one.
+TRANSFORMERS_CONFIG_ATTRIBUTES = ("_attn_implementation", "_name_or_path")
+
+
+def attention_implementation(config) -> str | None:
+    """The attention implementation a model's config selects ("sdpa", "eager", a registered name)."""
+    return getattr(config, "_attn_implementation", None)
+
+
+def set_model_source(config, folder) -> None:
+    """Record `folder` as where the model was loaded from, as `from_pretrained` does."""
+    config._name_or_path = str(folder)

@@ -18,6 +18,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from phitune.compat import set_model_source
 from phitune.errors import ModelError, Problem
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ def load_quantized_model(spec: "ModelSpec", quantization_config):
         state.clear()
         for handle in handles:
             handle.__exit__(None, None, None)
-    model.config._name_or_path = str(folder)  # where the tokenizer is (prompt tuning init: text)
+    set_model_source(model.config, folder)  # where the tokenizer is (prompt tuning init: text)
     setattr(model, SPEC_ATTRIBUTE, spec)  # merging (qlora_model.py) reloads the base in full precision from it
     try:
         model.generation_config = GenerationConfig.from_pretrained(folder)

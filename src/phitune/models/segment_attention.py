@@ -16,6 +16,7 @@ than the window.
 
 from __future__ import annotations
 
+from phitune.compat import attention_implementation
 from phitune.models import base_of
 
 NAME = "phitune_segments"
@@ -29,7 +30,7 @@ def use_segment_attention(model) -> bool:
     reads the choice (`attends_per_example`)."""
     register()
     base = base_of(model)
-    if getattr(getattr(base, "config", None), "_attn_implementation", None) != "sdpa":
+    if attention_implementation(getattr(base, "config", None)) != "sdpa":
         return False
     base.set_attn_implementation(NAME)
     return True
@@ -38,7 +39,7 @@ def use_segment_attention(model) -> bool:
 def attends_per_example(model) -> bool:
     """Whether `model` (a PEFT model, an HF model, or anything with `get_base_model`) uses this
     implementation, so a padding-free row can stay one row (models/loss.py `packed_rows`)."""
-    return getattr(getattr(base_of(model), "config", None), "_attn_implementation", None) == NAME
+    return attention_implementation(getattr(base_of(model), "config", None)) == NAME
 
 
 def register() -> None:
