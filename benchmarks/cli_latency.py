@@ -56,7 +56,10 @@ print(tokenizer.decode(out[0][ids.shape[1]:], skip_special_tokens=True))
 # writing the wall-clock time of that moment (the parent started its clock before launching).
 FIRST_STEP = """
 import os, sys, time
-import phitune.training.run as run
+try:
+    import phitune.training.run as run
+except ImportError:  # a checkout from before the training core moved to phitune/training
+    import phitune.train.run as run
 from phitune.cli import main
 
 class FirstStep:

@@ -27,8 +27,13 @@ from typing import Any, Callable, Mapping
 class BackgroundTracker:
     """Wraps `start()` (which returns a `phitune.tracking.Tracker`) run on a worker thread."""
 
-    def __init__(self, start: Callable[[], Any]):
+    def __init__(self, start: Callable[[], Any], *, held: bool = False):
+        """held: queue calls without opening the run until `begin()` (or until something needs the
+        run: `run_id`, `describe`, `log_artifact`, `close`)."""
         self._calls: queue.SimpleQueue = queue.SimpleQueue()
+        self._go = threading.Event()
+        if not held:
+            self._go.set()
         self._started = threading.Event()
         self._tracker: Any = None
         self._error: BaseException | None = None
@@ -49,10 +54,15 @@ class BackgroundTracker:
         self._send("log_artifact", path)
         self._wait_for_queue()
 
+    def begin(self) -> None:
+        """Let a held tracker open its run now (on its thread; this returns at once)."""
+        self._go.set()
+
     def close(self, status: str = "FINISHED") -> None:
         if self._closed:
             return
         self._closed = True
+        self._go.set()
         if self._used:  # else no run was created and there is nothing to close
             self._calls.put(("close", (status,), None))
         self._calls.put(None)
@@ -80,6 +90,7 @@ class BackgroundTracker:
         if item is None:
             self._started.set()
             return  # closed before anything was tracked: no run was created
+        self._go.wait()
         try:
             self._tracker = start()
         except BaseException as exc:  # noqa: BLE001 - handed to the training thread
@@ -105,12 +116,14 @@ class BackgroundTracker:
         self._calls.put((name, args, None))
 
     def _wait_for_queue(self) -> None:
+        self._go.set()
         done = threading.Event()
         self._calls.put((None, (), done))
         done.wait()
         self._raise_failure()
 
     def _started_tracker(self) -> Any:
+        self._go.set()
         if not self._started.is_set() and not self._closed:
             self._used = True
             self._calls.put((None, (), None))  # starts the tracker if nothing has yet

@@ -118,3 +118,26 @@ def test_a_tracker_closed_before_any_call_creates_no_run(tmp_path, monkeypatch):
     tracker.close("FAILED")
     assert started == [] and not (tmp_path / "mlruns.db").exists()
     assert tracker.run_id is None
+
+
+def test_a_held_tracker_opens_its_run_at_begin():
+    gate = threading.Event()
+    gate.set()
+    slow = _SlowStart(gate)
+    opened = []
+    tracker = BackgroundTracker(lambda: (opened.append(True), slow)[1], held=True)
+    tracker.log_params({"a": 1})
+    tracker.log_metrics({"loss": 1.0}, step=1)
+    assert opened == [] and slow.calls == []  # queued, the run not opened
+    tracker.begin()
+    tracker.close()
+    assert opened == [True]
+    assert [c[:2] for c in slow.calls] == [("params", {"a": 1}), ("metrics", 1), ("close", "FINISHED")]
+
+
+def test_a_held_tracker_opens_its_run_when_its_id_is_needed():
+    gate = threading.Event()
+    gate.set()
+    tracker = BackgroundTracker(_SlowStart(gate), held=True)
+    assert tracker.run_id == "run-1"
+    tracker.close()

@@ -245,6 +245,7 @@ class TrainLoop:
             return None
         if self._saved_step == self.state.global_step:
             return None
+        self.state.extra["tracking_run_id"] = getattr(self.tracker, "run_id", None)  # a resumed run continues it
         path = self.backend.save_checkpoint(self.run_dir, self.state.global_step, self.state.to_dict(), self._rng)
         self._saved_step = self.state.global_step
         self.last_checkpoint = path

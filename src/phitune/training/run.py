@@ -98,8 +98,9 @@ def _run(recipe: "Recipe", output_dir: Path, backend, folders, *, resume: bool, 
 
     # Run folder: rank 0 checks and locks it (nothing in it is written yet); every rank learns where to write.
     paths = backend.on_main(lambda: open_folder(folders, output_dir, resume=resume, overwrite=overwrite))
-    # Tracking: MLflow opens its run on a thread of its own at the first call (phitune.background_tracking),
-    # so bad data or a bad model stops the run before any tracked run exists.
+    # Tracking: calls are queued from here; MLflow opens its run on a thread of its own once the first
+    # optimizer step is done (phitune.background_tracking), so training starts without waiting for it,
+    # and bad data or a bad model stops the run before any tracked run exists.
     tracker = run_tracker(recipe, backend, tracker, paths.resume_from)
     try:
         return _phases(recipe, backend, folders, paths, tracker, callbacks=callbacks, progress=progress)
@@ -165,12 +166,12 @@ def _phases(recipe: "Recipe", backend, folders, paths: RunPaths, tracker, *, cal
         elif backend.is_main:
             log.info("resuming %s from %s (step %d of %d) on %d process(es)", paths.work, paths.resume_from.name,
                      state.global_step, steps, backend.world_size)
-        state.extra["tracking_run_id"] = getattr(tracker, "run_id", None)  # waits for tracking to have started
 
         # Loop: optimizer steps to the end, checkpoints on the way and when stopped.
         loop = TrainLoop(backend=backend, spec=spec, examples=train_examples, eval_batches=eval_batches,
                          plan_epoch=plan_epoch, collate=make_collator(recipe, tokenizer.pad_token_id, backend.model),
-                         state=state, run_dir=paths.work, tracker=tracker, callbacks=callbacks, progress=progress)
+                         state=state, run_dir=paths.work, tracker=tracker, callbacks=[TrackingBegins(tracker), *callbacks],
+                         progress=progress)
         state = run_loop(loop, rng, tracker, lambda: interrupted_error(
             paths.final, loop.last_checkpoint or paths.resume_from, state.global_step, state.total_steps,
             backend.resume_hint(paths.final)))
@@ -290,7 +291,20 @@ def run_tracker(recipe, backend, tracker, resume_from: Path | None):
     if tracker is not None:
         return tracker
     run_id = saved_tracking_run_id(resume_from / STATE_FILE) if resume_from is not None else None
-    return make_tracker(recipe, resume_run_id=run_id)
+    return make_tracker(recipe, resume_run_id=run_id, held=True)
+
+
+class TrackingBegins:
+    """After the first optimizer step, let a held tracker open its run (phitune.background_tracking):
+    opening an MLflow store costs seconds the first step does not need."""
+
+    def __init__(self, tracker):
+        self.tracker = tracker
+
+    def on_step_end(self, info) -> None:
+        begin = getattr(self.tracker, "begin", None)
+        if begin is not None:
+            begin()
 
 
 def run_loop(loop, rng, tracker, interrupted):
