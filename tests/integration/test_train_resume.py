@@ -121,3 +121,28 @@ def test_resume_with_different_training_settings_is_refused(tmp_path):
     assert "train.lr" in str(info.value)
     train(resume_recipe(tmp_path, eval_every=3), run, resume=True, progress=False)  # eval cadence may change
     assert (run / "metrics.json").is_file()
+
+
+@pytest.mark.slow
+def test_a_resumed_run_continues_its_mlflow_run(tmp_path, mlflow_uri):
+    """The interrupted run's checkpoint names its tracked run; resuming logs the remaining steps there."""
+    from mlflow.tracking import MlflowClient
+
+    from phitune.recipe.load import load_recipe
+    from phitune.training.run import train
+
+    body = resume_recipe(tmp_path).model_dump(mode="json", exclude_none=True)
+    recipe = load_recipe({**body, "tracking": {"backend": "mlflow", "experiment": "resume-continues"},
+                          "train": {**body["train"], "log_every": 1}})
+    run = tmp_path / "run"
+    with pytest.raises(TrainingInterrupted):
+        train(recipe, run, callbacks=[InterruptAt(4)], progress=False)
+    saved = json.loads((run / "checkpoints" / "step-4" / "trainer_state.json").read_text())["extra"]["tracking_run_id"]
+    assert saved
+
+    result = train(recipe, run, resume=True, progress=False)
+    client = MlflowClient(mlflow_uri)
+    runs = client.search_runs([client.get_experiment_by_name("resume-continues").experiment_id])
+    assert [r.info.run_id for r in runs] == [saved] == [result.tracking_run_id]
+    assert runs[0].info.status == "FINISHED"
+    assert [m.step for m in client.get_metric_history(saved, "train_loss")] == [1, 2, 3, 4, 5, 6]
