@@ -182,3 +182,28 @@ def test_no_progress_means_no_tokenizing_or_templating_bar(tmp_path, tiny_model_
     load_examples(_recipe(tiny_model_dir, data), tokenizer, progress=False)
     err = capfd.readouterr().err
     assert "templating" not in err and "tokenizing" not in err
+
+
+def test_generative_labels_are_a_one_byte_mask_and_head_labels_stay_ids(tmp_path, tiny_model_dir, tokenizer, own_cache):
+    """A chat file's cache stores the ids and a learn mask (5 bytes a token); a classifier head's labels
+    are class ids and are stored as they are. Both read back exactly as the in-memory scan makes them."""
+    from phitune.data.labels import with_task_labels
+
+    chat_file = tmp_path / "chat.jsonl"
+    chat_file.write_text("\n".join(REVIEWS.read_text().splitlines() * 5) + "\n")
+    chat = _recipe(tiny_model_dir, chat_file, train={"max_seq_len": 128})
+    head = with_task_labels(load_recipe({
+        "model": str(tiny_model_dir), "train": {"max_seq_len": 128},
+        "data": {"train": str(EXAMPLES / "data" / "classification-train.csv")},
+        "task": {"type": "classification", "sentence1_key": "sentence1", "label_key": "label", "head": "classifier"}}))
+    for recipe, stored in ((chat, "learn"), (head, "labels")):
+        file = open_tokenized(str(recipe.data.train), recipe, tokenizer)
+        assert file.meta["labels"] == stored
+        scan = scan_file(str(recipe.data.train), recipe.task, tokenizer, 128)
+        assert [(e.input_ids, e.labels) for e in file.view()] == [(e.input_ids, e.labels) for _, e in scan.examples]
+        assert any(label != -100 for e in file.view() for label in e.labels)
+
+    chat_file_cache = open_tokenized(str(chat_file), chat, tokenizer)
+    tokens = int(sum(chat_file_cache.lengths))
+    size = (own_cache / chat_file_cache.key / "examples.arrow").stat().st_size
+    assert size < tokens * 5 + 64 * len(chat_file_cache) + 4096  # ids + mask + per-example columns; int32 labels would add 3 bytes a token

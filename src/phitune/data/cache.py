@@ -29,7 +29,7 @@ from typing import Iterator
 from phitune.files import write_text_atomic
 from phitune.local_cache import cache_root, exclusive_lock
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: generative labels as a one-byte learn mask (data/tokenized.py)
 HASH_BLOCK = 4 * 1024 * 1024
 META, EXAMPLES, PROBLEMS = "meta.json", "examples.arrow", "problems.jsonl"
 

@@ -5,6 +5,10 @@ fingerprint (phitune.data.cache), then read by row without loading the file.
 arrays (a few bytes per example), and token ids / labels read per example from the mapping, so a
 run touches only the pages of the examples it trains on. `ExampleView` is a subset of its rows
 (the training part, the held-out part) that behaves like a list of `Example`s.
+
+Labels: a generative task learns a token's own id or nothing (-100), so its labels are stored as a
+one-byte `learn` mask beside the ids (5 bytes a token instead of 8: a 1 GB chat file's cache shrinks
+by about 40 %); a classifier head's labels are class ids, stored as they are (`labels`, int32).
 """
 
 from __future__ import annotations
@@ -19,15 +23,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
 from phitune.data import cache
-from phitune.data.records import BadRecord, Example
+from phitune.data.records import IGNORE_INDEX, BadRecord, Example
 from phitune.data.stats import length_stats
 from phitune.data.stream import stream_chunks
+from phitune.recipe.task import uses_head
 
 if TYPE_CHECKING:
     import numpy as np
 
 log = logging.getLogger("phitune.data")
-COLUMNS = ("input_ids", "labels", "length", "record", "line", "offset")
+COLUMNS = ("input_ids", "labels", "length", "record", "line", "offset")  # "learn" replaces "labels" for generative tasks
 
 
 def ensure_built(path: str, display: str, task, tokenizer, max_seq_len: int | None, max_record_bytes: int, *,
@@ -43,7 +48,8 @@ def ensure_built(path: str, display: str, task, tokenizer, max_seq_len: int | No
         started = time.perf_counter()
         with cache.atomic_entry(fp) as tmp:
             meta = _write(tmp, stream_chunks(path, task, tokenizer, max_seq_len, display=display,
-                                             max_record_bytes=max_record_bytes, progress=progress), display)
+                                             max_record_bytes=max_record_bytes, progress=progress), display,
+                          label_column="labels" if uses_head(task) else "learn")
             meta.update(source=os.path.realpath(path), fingerprint=fp.__dict__, created=time.time(),
                         build_seconds=round(time.perf_counter() - started, 3),
                         built_by={"pid": os.getpid(), "rank": int(os.environ.get("RANK", "0"))})
@@ -52,10 +58,11 @@ def ensure_built(path: str, display: str, task, tokenizer, max_seq_len: int | No
     return folder, True
 
 
-def _write(folder: Path, chunks, display: str) -> dict:
+def _write(folder: Path, chunks, display: str, label_column: str = "learn") -> dict:
     import pyarrow as pa
 
-    schema = pa.schema([("input_ids", pa.list_(pa.int32())), ("labels", pa.list_(pa.int32())),
+    label_type = pa.int32() if label_column == "labels" else pa.uint8()
+    schema = pa.schema([("input_ids", pa.list_(pa.int32())), (label_column, pa.list_(label_type)),
                         ("length", pa.int32()), ("record", pa.int64()), ("line", pa.int64()), ("offset", pa.int64())])
     lengths = array("i")
     reasons: Counter = Counter()
@@ -75,7 +82,7 @@ def _write(folder: Path, chunks, display: str) -> dict:
                 writer.write_batch(_batch(chunk.rows, schema))
                 used += len(chunk.rows)
     stats = length_stats(lengths)
-    return {"format": cache.FORMAT_VERSION, "display": display, "records": records, "used": used, "bad": bad,
+    return {"format": cache.FORMAT_VERSION, "labels": label_column, "display": display, "records": records, "used": used, "bad": bad,
             "skipped_reasons": dict(reasons), "lengths": stats.to_dict() if stats else None}
 
 
@@ -87,6 +94,11 @@ def _batch(rows: list, schema):
     offsets = pa.array(np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32))
     ids = np.concatenate([np.frombuffer(r.ids, dtype=np.int32) for r in rows])
     labels = np.concatenate([np.frombuffer(r.labels, dtype=np.int32) for r in rows])
+    if schema.field(1).name == "learn":
+        learn = labels != IGNORE_INDEX
+        if not np.array_equal(labels[learn], ids[learn]):  # a generative example learns its own tokens only
+            raise ValueError("a generative example has a label that is not its token: store its labels as ids")
+        labels = learn.astype(np.uint8)
 
     def column(attr: str):
         return pa.array(np.fromiter((getattr(r, attr) for r in rows), dtype=np.int64, count=len(rows)))
@@ -106,6 +118,7 @@ class TokenizedFile:
         self.folder, self.display, self.built = Path(folder), display, built
         self.meta = json.loads((self.folder / cache.META).read_text())
         self._map = pa.memory_map(str(self.folder / cache.EXAMPLES))
+        self._learn_mask = self.meta.get("labels", "learn") == "learn"
         reader = pa.ipc.open_file(self._map)
         self._chunks = []
         columns: dict[str, list] = {name: [] for name in ("length", "record", "line", "offset")}
@@ -141,7 +154,9 @@ class TokenizedFile:
         ids, id_offsets, labels, label_offsets = self._chunks[chunk]
         a, b = int(id_offsets[local]), int(id_offsets[local + 1])
         c, d = int(label_offsets[local]), int(label_offsets[local + 1])
-        return Example(ids[a:b].tolist(), labels[c:d].tolist(), f"{self.display}:{int(self.lines[row])}")
+        row_ids = ids[a:b]
+        row_labels = np.where(labels[c:d] != 0, row_ids, IGNORE_INDEX) if self._learn_mask else labels[c:d]
+        return Example(row_ids.tolist(), row_labels.tolist(), f"{self.display}:{int(self.lines[row])}")
 
     def problems(self, limit: int | None = None) -> Iterator[tuple[int | None, BadRecord]]:
         """Bad records in file order, located in `display`."""

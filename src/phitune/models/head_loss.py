@@ -12,7 +12,7 @@ exactly the labels scored here.
 
 from __future__ import annotations
 
-IGNORE_INDEX = -100
+from phitune.data.records import IGNORE_INDEX
 
 
 def head_loss_sum(model, batch):

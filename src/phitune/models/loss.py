@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import inspect
 
+from phitune.data.records import IGNORE_INDEX  # noqa: F401  (the one definition; callers also import it from here)
 from phitune.models import base_of
 from phitune.models.heads import is_head_model
 from phitune.models.segment_attention import attends_per_example
 
-IGNORE_INDEX = -100
 _SUPPORTS_MASK: dict[type, bool] = {}
 
 
