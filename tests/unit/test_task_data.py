@@ -36,6 +36,37 @@ def test_csv_rows_are_records_at_their_starting_line(tmp_path):
     assert read.count == 4
 
 
+def test_csv_that_is_not_utf8_is_one_problem_at_its_line_and_no_records(tmp_path):
+    path = tmp_path / "d.csv"
+    rows = "".join(f"row {i},caf\u00e9\n" for i in range(50_000)).encode()  # multi-byte characters across read blocks
+    path.write_bytes(b"text,label\n" + rows + b"bad,\xe9t\xe9\n" + rows)
+    read = read_records(str(path))
+    assert read.records == [] and [(i, b.location, b.kind, b.message) for i, b in read.bad] == [
+        (None, f"{path}:50002", "not UTF-8", "not valid UTF-8 (byte 0xe9)")]
+
+
+@pytest.mark.slow
+def test_csv_is_read_as_a_stream(tmp_path):
+    """Reading a 60 MB CSV raises the peak RSS by far less than the file's size (it was read and decoded whole)."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "big.csv"
+    row = ("\"" + "a sentence of about one hundred characters, with a comma, that a classifier would read " + "\",pos\n")
+    with path.open("w", encoding="utf-8") as handle:
+        handle.write("text,label\n")
+        for _ in range(60 * 1024 * 1024 // len(row)):
+            handle.write(row)
+    code = ("import resource, sys\nfrom phitune.data.readers import iter_records\n"
+            "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+            "n = sum(1 for _ in iter_records(sys.argv[1]))\n"
+            "print(n, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True).stdout.split()
+    rows, grew_mb = int(out[0]), int(out[1])
+    assert rows == 60 * 1024 * 1024 // len(row)
+    assert grew_mb < 20, f"peak RSS grew {grew_mb} MB reading a 60 MB CSV"
+
+
 def test_tsv_and_bad_headers(tmp_path):
     tsv = tmp_path / "d.tsv"
     tsv.write_text("sentence1\tlabel\na, b\tx\n")

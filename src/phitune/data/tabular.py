@@ -10,7 +10,6 @@ FILE:ROW (1-based), with the column types Parquet stores (lists stay lists, ints
 from __future__ import annotations
 
 import csv
-import io
 from pathlib import Path
 from typing import Iterator
 
@@ -23,19 +22,46 @@ Item = RawRecord | tuple[int | None, BadRecord]
 
 @register_reader(".csv", ".tsv")
 def read_delimited(file: Path, display: str) -> Iterator[Item]:
-    raw = file.read_bytes()
+    """Streamed: the file is checked for UTF-8, then parsed row by row (memory does not grow with it)."""
+    with open(file, "rb") as probe:
+        head = probe.read(4)
     for bom, name in OTHER_BOMS.items():
-        if raw.startswith(bom):
+        if head.startswith(bom):
             yield None, BadRecord(f"{display}:1", "not UTF-8", f"the file is {name}-encoded, not UTF-8", SAVE_AS_UTF8)
             return
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        yield None, BadRecord(f"{display}:{line}", "not UTF-8", f"not valid UTF-8 (byte 0x{raw[exc.start]:02x})", SAVE_AS_UTF8)
+    invalid = first_invalid_utf8(file)
+    if invalid is not None:
+        line, byte = invalid
+        yield None, BadRecord(f"{display}:{line}", "not UTF-8", f"not valid UTF-8 (byte 0x{byte:02x})", SAVE_AS_UTF8)
         return
+    with open(file, encoding="utf-8-sig", newline="") as text:
+        yield from _delimited_rows(text, file, display)
+
+
+def first_invalid_utf8(file: Path, block: int = 1 << 20) -> tuple[int, int] | None:
+    """(line, byte value) of the first byte that is not valid UTF-8, read in 1 MiB blocks; None if all is."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    lines = 1
+    with open(file, "rb") as handle:
+        while True:
+            chunk = handle.read(block)
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as exc:
+                # exc.object is this chunk behind at most 3 held-back bytes of an unfinished character
+                # (never a newline), so the newlines before exc.start are this chunk's
+                data = exc.object
+                return lines + data.count(b"\n", 0, exc.start), data[exc.start]
+            if not chunk:
+                return None
+            lines += chunk.count(b"\n")
+
+
+def _delimited_rows(text, file: Path, display: str) -> Iterator[Item]:
     delimiter = "\t" if file.suffix.lower() == ".tsv" else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    reader = csv.reader(text, delimiter=delimiter, strict=True)
     header: list[str] | None = None
     index, line = 0, 1
     while True:
