@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from phitune.data.label_values import label_text
+from phitune.data.reader_registry import RawRecord
 from phitune.data.records import RecordInvalid
 from phitune.errors import DataError, Problem
 
@@ -42,13 +43,13 @@ def with_task_labels(recipe):
 
 def labels_in_file(path: str, task) -> list[str]:
     """Sorted distinct labels (classification) or tags (NER) of the well-formed records of `path`.
-    Bad records are skipped here: the data loader reports them with their FILE:LINE."""
-    from phitune.data.readers import read_records
+    Bad records are skipped here: the data loader reports them with their FILE:LINE. Streamed: one
+    record in memory at a time."""
+    from phitune.data.readers import iter_records
 
-    read = read_records(path)
     seen: set[str] = set()
-    for record in read.records:
-        if not isinstance(record.data, dict):
+    for record in iter_records(path):
+        if not isinstance(record, RawRecord) or not isinstance(record.data, dict):
             continue
         try:
             seen.update(_record_labels(task, record.data))
@@ -70,12 +71,12 @@ def _record_labels(task, record: dict) -> list[str]:
 def unseen_label_records(path: str, task, known: set[str], display: str | None = None) -> list:
     """BadRecords for well-formed records of `path` whose label (or a tag) never occurs in `known`
     (the training data's): a model can never predict those, so scores on them are meaningless."""
-    from phitune.data.readers import read_records
+    from phitune.data.readers import iter_records
     from phitune.data.records import BadRecord
 
     bad = []
-    for record in read_records(path, display).records:
-        if not isinstance(record.data, dict):
+    for record in iter_records(path, display):
+        if not isinstance(record, RawRecord) or not isinstance(record.data, dict):
             continue
         try:
             labels = _record_labels(task, record.data)
