@@ -85,3 +85,39 @@ def test_one_generation_at_a_time_a_bounded_queue_and_abandoned_requests_skipped
     finally:
         server.shutdown()
         server.server_close()
+
+
+class FailsOnce(GatedModel):
+    """Generation fails the first time (as a runtime error inside the model would), then works."""
+
+    def chat(self, messages, max_new_tokens, temperature, top_p, adapter=None, seed=None) -> Generation:
+        self.chats += 1
+        if self.chats == 1:
+            def broken():
+                raise RuntimeError("CUDA error: an illegal memory access was encountered at /secret/path/kernel.cu")
+                yield  # a generator: the failure happens while generating, not before
+            return Generation(broken(), prompt_tokens=1)
+        result = Generation(iter(["ok"]), prompt_tokens=1)
+        result.finish_reason = "stop"
+        return result
+
+
+def test_a_failed_generation_is_a_500_in_openai_shape_and_the_server_keeps_serving():
+    server = ChatServer(FailsOnce(), ServeSettings(max_waiting=4, timeout=60), "127.0.0.1", 0, keep_alive=5,
+                        header_timeout=10, max_connections=16, quiet=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with socket.create_connection(server.server_address, timeout=30) as first:
+            first.sendall(REQUEST)
+            status, body = answer(first)
+        assert status == 500
+        assert body["error"]["type"] == "server_error" and body["error"]["code"] == "server_error"
+        assert body["error"]["message"] == "generation failed: RuntimeError"  # no detail, path or traceback leaks
+        with socket.create_connection(server.server_address, timeout=30) as second:
+            second.sendall(REQUEST)
+            status, body = answer(second)
+        assert status == 200 and body["choices"][0]["message"]["content"] == "ok"
+    finally:
+        server.shutdown()
+        server.server_close()
