@@ -25,8 +25,8 @@ $(STAMP): pyproject.toml
 	@$(BIN)/python -m pip install -q --upgrade "pip>=25" 2>&1 | { grep -v "is ignored" || true; }
 	@$(BIN)/python -m pip install -q torch==$(TORCH_PIN) 2>&1 | { grep -v "is ignored" || true; }
 	@$(BIN)/python -m pip install -q -e ".[all]" 2>&1 | { grep -v "is ignored" || true; }
-	@# The import check runs under phitune's quiet setup: bitsandbytes announces a missing optional kernel on import.
-	@$(BIN)/python -c "from phitune.commands.quiet import quiet_libraries; quiet_libraries(); import phitune, torch, transformers, peft" \
+	@# The import check runs under phitune's process settings: bitsandbytes announces a missing optional kernel on import.
+	@$(BIN)/python -c "from phitune.process import configure_process; configure_process(); import phitune, torch, transformers, peft" \
 		&& touch $(STAMP) && echo "installed: $(BIN)/phitune"
 
 demo: $(STAMP)

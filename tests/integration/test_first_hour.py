@@ -114,7 +114,7 @@ def test_quiet_setup_names_the_cpu_accelerator_without_importing_torch(monkeypat
     import os
 
     assert os.environ["DS_ACCELERATOR"] == "cpu" and os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"
-    proc = subprocess.run([sys.executable, "-c", "from phitune.commands.quiet import quiet_libraries; quiet_libraries(); "
+    proc = subprocess.run([sys.executable, "-c", "from phitune.process import configure_process; configure_process(); "
                            "import peft, sys; print('torch' in sys.modules)"], capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr  # bitsandbytes' kernel notice is silenced
 

@@ -30,10 +30,6 @@ def register(sub) -> None:
 def run(args) -> int:
     import json
 
-    from phitune.commands.quiet import quiet_libraries
-
-    quiet_libraries()
-
     from phitune.errors import ModelError, Problem
     from phitune.estimate.advice import suggestions
     from phitune.estimate.memory import Hardware, estimate, fits, max_micro_batch
