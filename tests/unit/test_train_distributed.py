@@ -70,7 +70,39 @@ def test_prepare_env_says_what_it_added_and_leaves_the_callers_variables(monkeyp
         assert os.environ["TORCH_EXTENSIONS_DIR"] == "/somewhere/of/the/users"
         assert os.environ["WORLD_SIZE"] == "1" and int(os.environ["MASTER_PORT"]) > 0
     finally:
-        for name in added:
-            monkeypatch.delenv(name, raising=False)
+        for name in added:  # not monkeypatch.delenv: it would put prepare_env's values back at teardown
+            os.environ.pop(name, None)
     monkeypatch.setenv("RANK", "1")
     assert not set(ENV_VARS) & set(prepare_env())  # launched: the launcher's rendezvous is kept as it is
+
+
+def test_a_process_group_is_left_as_it_was_found():
+    """Joined and left by one run when there was none; a group the caller set up before stays set up.
+    In a child process: a process group is process-wide state."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import os
+        os.environ["DS_ACCELERATOR"] = "cpu"
+        import torch.distributed as td
+        from phitune.distributed.world import free_port, process_group
+
+        with process_group() as world:
+            assert td.is_initialized() and world.size == 1 and os.environ["WORLD_SIZE"] == "1"
+        assert not td.is_initialized() and "WORLD_SIZE" not in os.environ
+
+        td.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1)
+        with process_group():
+            pass
+        assert td.is_initialized(), "the caller's process group was destroyed"
+        print("ok")
+    """)
+    import os
+
+    from phitune.distributed.world import ENV_VARS
+
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}  # not launched: no rank variables
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-2000:]

@@ -95,12 +95,17 @@ def prepare_env_for_children(nproc: int) -> None:
 def process_group() -> Iterator[World]:
     """This process's place in the process group, joined for the body (one training run): the
     variables `prepare_env` adds to os.environ are set only while inside, so a later
-    `phitune train --nproc N` from the same process does not think it is a rank."""
+    `phitune train --nproc N` from the same process does not think it is a rank. A process group the
+    caller had already set up is used and left as it was."""
+    import torch.distributed as torch_dist
+
     added = prepare_env()
+    ours = not (torch_dist.is_available() and torch_dist.is_initialized())
     try:
         yield init_process_group()
     finally:
-        destroy_process_group()
+        if ours:
+            destroy_process_group()
         for name in added:
             os.environ.pop(name, None)
 
