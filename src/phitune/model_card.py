@@ -34,7 +34,7 @@ def run_command() -> str:
         return shlex.join(["phitune", *argv[1:]])
     if argv and argv[0] == "-m":
         return shlex.join(["python", "-m", *argv[1:]])
-    return "phitune.training(recipe, output_dir)  (Python API)"
+    return "phitune.train(recipe, output_dir)  (Python API)"
 
 
 def base_license(model_name: str) -> str | None:

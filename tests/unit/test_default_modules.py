@@ -53,6 +53,12 @@ def test_ia3_and_loha_defaults_come_from_their_own_peft_mappings():
 def test_phi3_keeps_phitunes_preset():
     builtin = load_recipe({"data": {"train": "t.jsonl"}, "model": "builtin:tiny-phi3", "tracking": "none"})
     assert builtin.method.target_modules == list(PHI3_LORA_TARGETS)  # known when the recipe loads
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # pydantic warns when a validator's copy would be dropped
+        built = Recipe(data={"train": "t.jsonl"}, model="builtin:tiny-phi3", tracking="none")
+    assert built.method == builtin.method  # Recipe(...) fills them in too
     hub = _method("microsoft/Phi-3-mini-4k-instruct", type="lora")
     assert hub.target_modules is None
     assert _adapted(apply_method(_model(Phi3Config), hub)) == set(PHI3_LORA_TARGETS)

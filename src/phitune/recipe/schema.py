@@ -31,26 +31,21 @@ class Recipe(Section):
 
     @model_validator(mode="after")
     def _method_fits_the_rest(self) -> "Recipe":
-        recipe = self._with_known_module_defaults()
-        conflicts = recipe.method.module_conflicts() + method_conflicts(recipe) + task_conflicts(recipe)
+        self._fill_known_module_defaults()
+        conflicts = self.method.module_conflicts() + method_conflicts(self) + task_conflicts(self)
         if conflicts:
             # One error whose text reads as a sentence; load_recipe turns ctx["conflicts"] into one
             # problem per conflict, each at its own field and YAML line.
             raise PydanticCustomError(CONFLICTS, "{summary}", {
                 "summary": "; ".join(c.message for c in conflicts), "conflicts": [tuple(c) for c in conflicts]})
-        return recipe
+        return self  # pydantic ignores another object returned here when the model is built with Recipe(...)
 
-    def _with_known_module_defaults(self) -> "Recipe":
+    def _fill_known_module_defaults(self) -> None:
         """A built-in model is phitune's tiny Phi-3, so the method's default modules are known now (other
-        models get theirs when built: phitune.models.default_modules)."""
-        if not self.model.is_builtin:
-            return self
-        method = self.method.with_default_modules(PHI3_DEFAULT_MODULES)
-        if method is self.method:
-            return self
-        recipe = self.model_copy(update={"method": method})
-        object.__setattr__(recipe, "__pydantic_fields_set__", set(self.model_fields_set))
-        return recipe
+        models get theirs when built: phitune.models.default_modules). Set in place while validating:
+        the recipe is frozen once built."""
+        if self.model.is_builtin:
+            object.__setattr__(self, "method", self.method.with_default_modules(PHI3_DEFAULT_MODULES))
 
     def to_dict(self) -> dict:
         """Every field, secrets included (a SAS data URL keeps its signature): for code that hands the
