@@ -245,7 +245,8 @@ class TrainLoop:
             return None
         if self._saved_step == self.state.global_step:
             return None
-        self.state.extra["tracking_run_id"] = getattr(self.tracker, "run_id", None)  # a resumed run continues it
+        if not stopping:  # a resumed run continues this tracked run; on a stop the id saved before stands
+            self.state.extra["tracking_run_id"] = getattr(self.tracker, "run_id", None)  # (reading it may wait)
         path = self.backend.save_checkpoint(self.run_dir, self.state.global_step, self.state.to_dict(), self._rng)
         self._saved_step = self.state.global_step
         self.last_checkpoint = path

@@ -32,15 +32,19 @@ def check_same_training(saved: dict, recipe, checkpoint: Path) -> None:
             for k in changed])
 
 
-def saved_tracking_run_id(state_file: Path) -> str | None:
-    """The tracked run a checkpoint's run logged to (its trainer state's extra.tracking_run_id), read
-    before the checkpoint is loaded so that tracking can start early; None if unreadable."""
+def saved_run(checkpoint: Path) -> dict | None:
+    """What a checkpoint's trainer state records about its run (`extra`: the fingerprint, the data's
+    identity, the tracked run id), read once before anything is loaded; None when unreadable (loading
+    the checkpoint then reports it)."""
     import json
 
+    from phitune.training.checkpoint import STATE_FILE
+
     try:
-        return json.loads(Path(state_file).read_text(encoding="utf-8")).get("extra", {}).get("tracking_run_id")
+        extra = json.loads((Path(checkpoint) / STATE_FILE).read_text(encoding="utf-8")).get("extra", {})
     except (OSError, ValueError, AttributeError):
-        return None  # the checkpoint itself is checked, with a clear error, when it is loaded
+        return None
+    return extra if isinstance(extra, dict) else None
 
 
 def interrupted_error(final_dir: Path, checkpoint: Path | None, step: int, total_steps: int,

@@ -98,20 +98,25 @@ def _run(recipe: "Recipe", output_dir: Path, backend, folders, *, resume: bool, 
 
     # Run folder: rank 0 checks and locks it (nothing in it is written yet); every rank learns where to write.
     paths = backend.on_main(lambda: open_folder(folders, output_dir, resume=resume, overwrite=overwrite))
+    from phitune.training.resume import saved_run
+
+    saved = saved_run(paths.resume_from) if paths.resume_from is not None else None  # read once, before any loading
     # Tracking: calls are queued from here; MLflow opens its run on a thread of its own once the first
     # optimizer step is done (phitune.background_tracking), so training starts without waiting for it,
     # and bad data or a bad model stops the run before any tracked run exists.
-    tracker = run_tracker(recipe, backend, tracker, paths.resume_from)
+    tracker = run_tracker(recipe, backend, tracker, (saved or {}).get("tracking_run_id"))
     try:
-        return _phases(recipe, backend, folders, paths, tracker, callbacks=callbacks, progress=progress)
+        return _phases(recipe, backend, folders, paths, saved, tracker, callbacks=callbacks, progress=progress)
     except (TrainingInterrupted, KeyboardInterrupt):
         raise
     except BaseException:
-        tracker.close("FAILED")
+        with contextlib.suppress(Exception):  # a tracking failure must not hide the run's own error
+            tracker.close("FAILED")
         raise
 
 
-def _phases(recipe: "Recipe", backend, folders, paths: RunPaths, tracker, *, callbacks, progress: bool) -> RunResult:
+def _phases(recipe: "Recipe", backend, folders, paths: RunPaths, saved: dict | None, tracker, *, callbacks,
+            progress: bool) -> RunResult:
     from phitune.data import load_eval_records, plan_batches
     from phitune.data.loader import check_same_data
     from phitune.evaluate.run import loss_batches
@@ -121,7 +126,7 @@ def _phases(recipe: "Recipe", backend, folders, paths: RunPaths, tracker, *, cal
     from phitune.training.checkpoint import STATE_FILE
     from phitune.training.device import cpu_threads
     from phitune.training.loop import TrainLoop
-    from phitune.training.resume import interrupted_error
+    from phitune.training.resume import check_same_training, interrupted_error
     from phitune.training.schedule import total_steps
 
     spec = recipe.train
@@ -131,6 +136,8 @@ def _phases(recipe: "Recipe", backend, folders, paths: RunPaths, tracker, *, cal
     tokenizer = load_tokenizer(recipe.model)
     if paths.resume_from is not None:
         check_same_data(recipe, paths.resume_from / STATE_FILE)
+        if saved is not None:  # changed training settings are refused before anything is loaded
+            check_same_training(saved.get("fingerprint", {}), recipe, paths.resume_from)
     train_examples, eval_examples, report = load_data(recipe, tokenizer, backend, progress)
     records = load_eval_records(recipe, eval_examples) if recipe.eval.before_after else []
 
@@ -268,30 +275,26 @@ def start_state(recipe, backend, resume_from: Path | None, steps: int):
     (refused when the recipe's weight-deciding settings changed since)."""
     from phitune.data.loader import data_identity
     from phitune.training.loop import TrainState
-    from phitune.training.resume import check_same_training, fingerprint
+    from phitune.training.resume import fingerprint
 
     if resume_from is None:
         extra = {"fingerprint": fingerprint(recipe), **backend.state_extra(), "data": data_identity(recipe)}
         return TrainState(total_steps=steps, extra=extra), None
     saved, rng = backend.restore_checkpoint(resume_from)
     state = TrainState.from_dict(saved)
-    check_same_training(state.extra.get("fingerprint", {}), recipe, resume_from)
     return state, rng
 
 
-def run_tracker(recipe, backend, tracker, resume_from: Path | None):
-    """The caller's tracker or the recipe's on rank 0 (continuing the tracked run of the checkpoint
-    resumed from); nothing elsewhere."""
+def run_tracker(recipe, backend, tracker, resume_run_id: str | None):
+    """The caller's tracker or the recipe's on rank 0 (continuing `resume_run_id`, the tracked run of
+    the checkpoint resumed from); nothing elsewhere."""
     from phitune.tracking import NullTracker, make_tracker
-    from phitune.training.checkpoint import STATE_FILE
-    from phitune.training.resume import saved_tracking_run_id
 
     if not backend.is_main:
         return NullTracker()  # only rank 0 tracks, whatever the caller passed
     if tracker is not None:
         return tracker
-    run_id = saved_tracking_run_id(resume_from / STATE_FILE) if resume_from is not None else None
-    return make_tracker(recipe, resume_run_id=run_id, held=True)
+    return make_tracker(recipe, resume_run_id=resume_run_id, held=True)
 
 
 class TrackingBegins:
@@ -318,7 +321,8 @@ def run_loop(loop, rng, tracker, interrupted):
     try:
         return loop.run()
     except KeyboardInterrupt as stop:
-        tracker.close("KILLED")
+        with contextlib.suppress(Exception):  # a tracking failure must not hide the stop and its exit code
+            tracker.close("KILLED")
         error = interrupted()
         stopped = TrainingInterrupted(f"{error.summary} (stopped by {signal_name(stop)})", error.problems)
         stopped.exit_code = exit_code(stop)
