@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     from phitune.process import configure_process
 
     # Before anything is printed (argparse's messages echo what was typed) or any library is imported.
-    configure_process(verbose=_asks_for_verbose(sys.argv[1:] if argv is None else argv), redact_output=True)
+    configure_process(verbose=asks_for_verbose(sys.argv[1:] if argv is None else argv), redact_output=True)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
@@ -73,10 +73,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
-def _asks_for_verbose(argv) -> bool:
+def asks_for_verbose(argv) -> bool:
     """`--verbose` / `-v` (the commands that take it: train, eval) is known before the arguments are
     parsed, so the process is configured once, before argparse prints anything."""
-    return any(arg in ("--verbose", "-v") for arg in argv)
+    return any(_means_verbose(arg) for arg in argv)
+
+
+def _means_verbose(arg: str) -> bool:
+    """What argparse reads as --verbose: the word, an unambiguous prefix of it (`--verb`), `-v`, or a
+    group of short flags that starts with it (`-vo out`)."""
+    if arg.startswith("--"):
+        return len(arg) > 3 and "--verbose".startswith(arg)
+    return arg.startswith("-v")
 
 
 if __name__ == "__main__":

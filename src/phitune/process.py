@@ -27,7 +27,8 @@ import sys
 import warnings
 
 # Loggers of dependencies that print notices a user cannot act on (levels apply to their children).
-NOISY_LOGGERS = ("bitsandbytes", "DeepSpeed", "deepspeed", "torch.distributed", "mlflow", "alembic", "matplotlib",
+# (mlflow's and alembic's are set by _quiet_mlflow, which configure_process always runs.)
+NOISY_LOGGERS = ("bitsandbytes", "DeepSpeed", "deepspeed", "torch.distributed", "matplotlib",
                  "accelerate", "peft", "transformers", "huggingface_hub", "onnxruntime", "onnxscript", "httpx", "urllib3")
 # Warnings raised inside these packages are theirs to fix, not the user's.
 DEPENDENCY_MODULES = (r"(torch|transformers|peft|accelerate|bitsandbytes|deepspeed|mlflow|trl|datasets|onnx|onnxscript|"
@@ -65,7 +66,6 @@ def quiet_libraries(verbose: bool = False) -> None:
         return
     _state["quiet"] = True
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' "Loading weights" bars read this
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
@@ -114,7 +114,7 @@ def _quiet_azure() -> None:
 
     for name in AZURE_LOGGERS:
         logger = logging.getLogger(name)
-        if logger.level == logging.NOTSET or logger.level < logging.WARNING:
+        if logger.level < logging.WARNING:  # NOTSET (0) included
             logger.setLevel(logging.WARNING)
     for name in (*AZURE_AI_ML_NOISY_LOGGERS, "azure.identity"):
         logging.getLogger(name).setLevel(logging.ERROR)

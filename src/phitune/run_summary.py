@@ -25,7 +25,7 @@ def summary(result) -> str:
         for row in after.get("samples", [])[:3]:
             mark = "ok " if row["correct"] else "bad"
             lines.append(f"    [{mark}] {row['source']}: expected {row['reference']!r}, got {row['prediction']!r}")
-    outputs = ", ".join(f"{name}/" if name != "tokenizer" else "tokenizer/" for name in result.outputs)
+    outputs = ", ".join(f"{name}/" for name in result.outputs)
     lines.append(f"  outputs: {outputs}, metrics.json, loss.png, resolved_recipe.json")
     lines.append(f"  tracking: {result.tracking}")
     lines.append(f"  try it: {try_it(result.output_dir)}")

@@ -174,3 +174,18 @@ def test_redact_removes_sas_tokens_bearer_tokens_jwts_and_keys():
     out = redact(text)
     assert "abc%2Bdef" not in out and "eyJhdWQiOi" not in out and "k3y==" not in out
     assert "https://acct.blob.core.windows.net/c/x.jsonl" in out
+
+
+def test_maap_and_the_registry_pipeline_take_the_same_remote_data_locations(tmp_path):
+    """Every Azure ML input location (abfss://, wasbs://, http(s)://, azureml:) passes both checks;
+    a local path that does not exist is named by both."""
+    from phitune.recipe import load_recipe
+    from phitune.targets.maap import MaapRunner
+
+    for trainer in ("phitune", "azureml"):
+        recipe = load_recipe({"data": {"train": "abfss://data@account.dfs.core.windows.net/train.jsonl",
+                                       "validation": str(tmp_path / "missing.jsonl")},
+                              "target": {"type": "maap", "compute": "gpu", "trainer": trainer}})
+        problems = MaapRunner(recipe.target, tmp_path, None).check(recipe)
+        assert [(p.location, p.message) for p in problems if p.location.startswith("data.")] == [
+            ("data.validation", f"{tmp_path / 'missing.jsonl'} does not exist")], trainer

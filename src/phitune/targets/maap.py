@@ -16,7 +16,7 @@ from phitune.targets.assets import default_output_dir, pipeline_path
 from phitune.targets.base import Runner
 from phitune.targets.handles import AzureJobHandle, DryRunHandle
 from phitune.targets.pipeline_job import job_name, job_yaml_text, load_pipeline_job, restore_secret_inputs
-from phitune.targets.pipeline_plan import FINETUNE, build_pipeline_document
+from phitune.targets.pipeline_plan import FINETUNE, build_pipeline_document, missing_local_data
 from phitune.targets.report import Progress, Submission, SubmitLog
 
 
@@ -30,11 +30,7 @@ class MaapRunner(Runner):
     def check(self, recipe) -> list[Problem]:
         if self.spec.trainer == "azureml":
             return self._registry().check(recipe)
-        problems = []
-        for field, value in (("data.train", recipe.data.train), ("data.validation", recipe.data.validation)):
-            if value and not value.startswith(("azureml:", "https://")) and not Path(value).is_file():
-                problems.append(Problem(field, f"{value} does not exist", "point it at a local file or an azureml: data URI"))
-        return problems
+        return missing_local_data(recipe)
 
     def build(self, recipe, out: Path):
         """(job, job.yml path, notes): the PipelineJob exactly as it would be submitted."""

@@ -172,3 +172,10 @@ def _component_with_environment(component, environment: str, out: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(data, sort_keys=False, width=120))
     return path
+
+
+def missing_local_data(recipe) -> list[Problem]:
+    """data.train / data.validation that are neither an Azure ML input location nor a local file."""
+    return [Problem(field, f"{value} does not exist", "point it at a local file or an azureml: data URI")
+            for field, value in (("data.train", recipe.data.train), ("data.validation", recipe.data.validation))
+            if value and not value.startswith(AZURE_ML_INPUT_PREFIXES) and not Path(value).is_file()]

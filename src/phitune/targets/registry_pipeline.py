@@ -20,7 +20,7 @@ from phitune.recipe.paths import AZURE_ML_INPUT_PREFIXES
 from phitune.targets import registry_mapping as mapping
 from phitune.targets.handles import AzureJobHandle, DryRunHandle
 from phitune.targets.pipeline_job import job_name, job_yaml_text, load_pipeline_job, restore_secret_inputs
-from phitune.targets.pipeline_plan import REGISTRY_MODEL, run_tags
+from phitune.targets.pipeline_plan import REGISTRY_MODEL, missing_local_data, run_tags
 from phitune.targets.registry_interfaces import interface_changes, shipped, source
 from phitune.targets.report import Progress, Submission, SubmitLog
 
@@ -36,10 +36,7 @@ class RegistryPipelineRunner:
         self.ml_client = ml_client
 
     def check(self, recipe) -> list[Problem]:
-        problems = mapping.method_problems(recipe)
-        for field, value in (("data.train", recipe.data.train), ("data.validation", recipe.data.validation)):
-            if value and not value.startswith(AZURE_ML_INPUT_PREFIXES) and not Path(value).is_file():
-                problems.append(Problem(field, f"{value} does not exist", "point it at a local file or an azureml: data URI"))
+        problems = mapping.method_problems(recipe) + missing_local_data(recipe)
         if self.spec.environment:
             problems.append(Problem("target.environment", "the registry components run in Azure ML's own "
                                     "environments; target.environment is for phitune's finetune step",
