@@ -75,10 +75,6 @@ class BackgroundTracker:
     def run_id(self) -> str | None:
         return getattr(self._started_tracker(), "run_id", None)
 
-    @property
-    def uri(self) -> str | None:
-        return getattr(self._started_tracker(), "uri", None)
-
     def describe(self) -> str:
         tracker = self._started_tracker()
         return tracker.describe() if hasattr(tracker, "describe") else type(tracker).__name__

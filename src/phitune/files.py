@@ -117,15 +117,7 @@ def replace_dir(src: Path, dst: Path) -> None:
 
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)  # a failed write (disk full) leaves no temporary file
-    return path
+    return write_text_atomic(path, json.dumps(data, indent=2) + "\n")  # json.dumps writes ASCII: the same bytes
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
@@ -137,7 +129,7 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)  # a failed write (disk full) leaves no temporary file
     return path
 
 

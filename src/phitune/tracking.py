@@ -134,24 +134,17 @@ class MlflowTracker:
         return f"MLflow run {self.run_id} (experiment id {self.experiment_id}) at {redact(self.uri)}"
 
 
-def make_tracker(recipe: "Recipe", rank: int = 0, resume_run_id: str | None = None, background: bool = True,
-                 held: bool = False) -> Tracker:
+def make_tracker(recipe: "Recipe", rank: int = 0, resume_run_id: str | None = None, held: bool = False) -> Tracker:
     """The tracker a recipe asks for. Only rank 0 tracks. `resume_run_id` continues that MLflow run
-    when it still exists in the store (a resumed training run). MLflow starts on a thread of its own at the first call
-    (phitune.background_tracking) unless `background=False`: opening the store costs seconds.
-    `held`: calls are queued and the run opens at `begin()` (training begins it after its first step)."""
+    when it still exists in the store (a resumed training run). MLflow opens its run on a thread of its
+    own at the first call (phitune.background_tracking): opening the store costs seconds. `held`: calls
+    are queued and the run opens at `begin()` (training begins it after its first step)."""
     if rank != 0 or recipe.tracking.backend == "none":
         return NullTracker()
-
-    def start() -> MlflowTracker:
-        return MlflowTracker(recipe.tracking.experiment, run_name=recipe.tracking.run_name or recipe.name,
-                             resume_run_id=resume_run_id)
-
-    if not background:
-        return start()
     from phitune.background_tracking import BackgroundTracker
 
-    return BackgroundTracker(start, held=held)
+    return BackgroundTracker(lambda: MlflowTracker(recipe.tracking.experiment, resume_run_id=resume_run_id,
+                                                   run_name=recipe.tracking.run_name or recipe.name), held=held)
 
 
 def default_tracking_uri() -> str:

@@ -38,11 +38,15 @@ def test_csv_rows_are_records_at_their_starting_line(tmp_path):
 
 def test_csv_that_is_not_utf8_is_one_problem_at_its_line_and_no_records(tmp_path):
     path = tmp_path / "d.csv"
-    rows = "".join(f"row {i},caf\u00e9\n" for i in range(50_000)).encode()  # multi-byte characters across read blocks
+    rows = "".join(f"row {i},caf\u00e9\n" for i in range(50_000)).encode()  # two-byte characters
     path.write_bytes(b"text,label\n" + rows + b"bad,\xe9t\xe9\n" + rows)
     read = read_records(str(path))
     assert read.records == [] and [(i, b.location, b.kind, b.message) for i, b in read.bad] == [
         (None, f"{path}:50002", "not UTF-8", "not valid UTF-8 (byte 0xe9)")]
+    from phitune.data.tabular import first_invalid_utf8
+
+    for block in (1, 2, 3, 7, 4096):  # the line count and a character's held-back bytes carried across blocks
+        assert first_invalid_utf8(path, block=block) == (50002, 0xe9), block
 
 
 @pytest.mark.slow

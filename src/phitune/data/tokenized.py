@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     import numpy as np
 
 log = logging.getLogger("phitune.data")
-COLUMNS = ("input_ids", "labels", "length", "record", "line", "offset")  # "learn" replaces "labels" for generative tasks
 
 
 def ensure_built(path: str, display: str, task, tokenizer, max_seq_len: int | None, max_record_bytes: int, *,
@@ -58,7 +57,7 @@ def ensure_built(path: str, display: str, task, tokenizer, max_seq_len: int | No
     return folder, True
 
 
-def _write(folder: Path, chunks, display: str, label_column: str = "learn") -> dict:
+def _write(folder: Path, chunks, display: str, label_column: str) -> dict:
     import pyarrow as pa
 
     label_type = pa.int32() if label_column == "labels" else pa.uint8()
@@ -118,7 +117,7 @@ class TokenizedFile:
         self.folder, self.display, self.built = Path(folder), display, built
         self.meta = json.loads((self.folder / cache.META).read_text())
         self._map = pa.memory_map(str(self.folder / cache.EXAMPLES))
-        self._learn_mask = self.meta.get("labels", "learn") == "learn"
+        self._learn_mask = self.meta["labels"] == "learn"
         reader = pa.ipc.open_file(self._map)
         self._chunks = []
         columns: dict[str, list] = {name: [] for name in ("length", "record", "line", "offset")}

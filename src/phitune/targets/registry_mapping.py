@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from phitune.errors import Problem
-from phitune.recipe.method import (DoraMethod, FullMethod, Ia3Method, LohaMethod, LokrMethod, LoraMethod,
-                                   PrefixTuningMethod, PromptTuningMethod, QloraMethod)
+from phitune.recipe.method import (PHI3_LORA_TARGETS, DoraMethod, FullMethod, Ia3Method, LohaMethod, LokrMethod,
+                                   LoraMethod, PrefixTuningMethod, PromptTuningMethod, QloraMethod)
 from phitune.recipe.azure_names import recipe_default
 from phitune.targets.pipeline_plan import REGISTRY_MODEL
 from phitune.targets.registry_interfaces import ComponentInterface, check_value
@@ -63,8 +63,7 @@ def method_problems(recipe) -> list[Problem]:
                                 f"fine-tuning, not {UNSUPPORTED_METHODS.get(type(method), method.type)} ({method.type})",
                                 "use method.type: lora or full, or target.trainer: phitune"))
     if isinstance(method, LoraMethod):
-        preset = recipe_default("method.target_modules")
-        if method.target_modules is not None and list(method.target_modules) != list(preset):
+        if method.target_modules is not None and list(method.target_modules) != list(PHI3_LORA_TARGETS):
             problems.append(Problem("method.target_modules", "the registry components choose the LoRA target modules "
                                     "themselves; a custom list cannot be sent", "remove method.target_modules, or "
                                     "use target.trainer: phitune"))
@@ -281,10 +280,9 @@ def _explicit(recipe, field: str) -> bool:
     value = recipe
     for part in parts:
         value = getattr(value, part, None)
-    default = recipe_default(field)
     if field == "train.deepspeed":
         return value is not None
     if field == "method.type":
         return not isinstance(recipe.method, LoraMethod)
-    return value != default
+    return value != recipe_default(field)
 
