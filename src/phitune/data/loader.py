@@ -74,14 +74,14 @@ def cache_sharing(statuses: list[float]) -> str:
     return "; ".join(parts)
 
 
-def load_examples(recipe, tokenizer, *, progress: bool = False):
+def load_examples(recipe, tokenizer, *, progress: bool = False, files: list | None = None):
     """Train and eval examples (read-only lists of `Example`, mapped from the data cache) and the
-    report. Eval is empty without a validation source."""
+    report. Eval is empty without a validation source. `files`: what `prepare_data` already returned."""
     import numpy as np
 
     data = recipe.data
     split = data.validation_split
-    files = prepare_data(recipe, tokenizer, progress=progress)
+    files = files if files is not None else prepare_data(recipe, tokenizer, progress=progress)
     train = files[0]
     reports = [file_report(train, "train+validation" if split else "train")]
     if data.validation:

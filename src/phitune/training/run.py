@@ -232,8 +232,14 @@ def load_data(recipe, tokenizer, backend, progress: bool):
     from phitune.data import load_examples, prepare_data
     from phitune.data.loader import cache_sharing
 
-    built = backend.on_main(lambda: any(f.built for f in prepare_data(recipe, tokenizer, progress=progress)))
-    train_examples, eval_examples, report = load_examples(recipe, tokenizer)
+    prepared: list = []  # rank 0's TokenizedFiles, used again below (only whether it built crosses ranks)
+
+    def prepare() -> bool:
+        prepared.extend(prepare_data(recipe, tokenizer, progress=progress))
+        return any(f.built for f in prepared)
+
+    built = backend.on_main(prepare)
+    train_examples, eval_examples, report = load_examples(recipe, tokenizer, files=prepared or None)
     statuses = backend.all_reduce_sum([(1.0 if built else 2.0) if r == backend.rank and backend.is_main else
                                        (2.0 if r == backend.rank else 0.0) for r in range(backend.world_size)])
     if backend.is_main:
